@@ -1,0 +1,33 @@
+"""skhypergrad: tune the continuous hyperparameters of skorch networks by
+implicit differentiation, behind the scikit-learn search API.
+
+Public names are loaded lazily, so ``import skhypergrad.hypergrad`` (the
+torch-only engine) does not import scikit-learn or skorch.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0.dev0"
+
+_LAZY = {
+    "HypergradSearchCV": "skhypergrad.model_selection",
+    "Real": "skhypergrad.hyperparams",
+    "PerLayer": "skhypergrad.hyperparams",
+    "PerParameter": "skhypergrad.hyperparams",
+    "WeightDecayPenalty": "skhypergrad.callbacks",
+    "hypergradient": "skhypergrad.hypergrad",
+}
+
+__all__ = sorted(_LAZY) + ["__version__"]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'skhypergrad' has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__

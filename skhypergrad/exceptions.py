@@ -1,0 +1,51 @@
+"""Exceptions and warnings raised by skhypergrad.
+
+Every exception subclasses :class:`SkHypergradError` and the builtin a caller
+would catch anyway, so ``except ValueError`` keeps working. This module
+imports nothing but the standard library: the engine uses it too.
+"""
+
+from __future__ import annotations
+
+
+class SkHypergradError(Exception):
+    """Base class of every error raised by skhypergrad."""
+
+
+class InvalidHyperparameterError(SkHypergradError, ValueError):
+    """A search space entry cannot be tuned with hypergradients."""
+
+
+class InvalidInputError(SkHypergradError, ValueError):
+    """The data or an argument given to ``fit`` is not usable."""
+
+
+class UnsupportedEstimatorError(SkHypergradError, TypeError):
+    """The estimator is not a skorch network (or a Pipeline ending in one)."""
+
+
+class SolverDivergedError(SkHypergradError, FloatingPointError):
+    """A linear solve for the inverse Hessian-vector product diverged."""
+
+
+class SolverConvergenceWarning(RuntimeWarning):
+    """A linear solver stopped at ``max_iter`` before reaching its tolerance.
+
+    A ``RuntimeWarning`` rather than scikit-learn's ``ConvergenceWarning`` so
+    that the torch-only engine never imports scikit-learn.
+    """
+
+
+class HyperstepSkippedWarning(UserWarning):
+    """One or more hyper-steps were skipped because they were not finite."""
+
+
+__all__ = [
+    "HyperstepSkippedWarning",
+    "InvalidHyperparameterError",
+    "InvalidInputError",
+    "SkHypergradError",
+    "SolverConvergenceWarning",
+    "SolverDivergedError",
+    "UnsupportedEstimatorError",
+]
