@@ -131,6 +131,13 @@ def hypergradient(
         raise ValueError(f"alpha must be 'auto' or a positive number, got {alpha!r}.")
     params, hparams = list(params), list(hparams)
     outer = outer_loss(params, hparams)
+    outer_value = float(outer.detach())
+    if not math.isfinite(outer_value):
+        # Its gradient can still be finite (e.g. loss + nan), hiding the problem.
+        raise SolverDivergedError(
+            f"The outer loss is not finite (got {outer_value}), so it has no "
+            "hypergradient. Check the validation data and predictions for NaN."
+        )
     outer_w = torch.autograd.grad(outer, params, retain_graph=True, allow_unused=True)
     outer_w = [torch.zeros_like(p) if g is None else g for g, p in zip(outer_w, params)]
     outer_h = torch.autograd.grad(outer, hparams, allow_unused=True)
@@ -153,7 +160,7 @@ def hypergradient(
     if not return_info:
         return result
     grad_norm = math.sqrt(sum(float((g.detach() ** 2).sum()) for g in grads))
-    info = HypergradInfo(solve_info, step, float(outer), grad_norm, ihvp)
+    info = HypergradInfo(solve_info, step, outer_value, grad_norm, ihvp)
     return result, info
 
 

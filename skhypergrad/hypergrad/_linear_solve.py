@@ -182,6 +182,12 @@ def cg(
         res = [r - h for r, h in zip(rhs, hvp(x))]
     direction = [r.clone() for r in res]
     rr = float(_dot(res, res))
+    if not math.isfinite(rr):
+        # Otherwise the loop is skipped and NaN inputs come back as a number.
+        raise _diverged(
+            "cg", 0, rr, "The right-hand side or x0 is not finite: check the "
+            "outer loss and the warm start for NaN or inf.",
+        )
     n_iter = 0
     while math.sqrt(rr) > tol * rhs_norm and n_iter < max_iter:
         n_iter += 1
@@ -247,7 +253,12 @@ def exact(hvp: HVP, rhs: TensorList):
         columns.append(torch.cat([h.reshape(-1) for h in hvp(_split(unit, sizes, shapes))]))
     hessian = torch.stack(columns, dim=1)
     hessian = 0.5 * (hessian + hessian.T)
-    solution = torch.linalg.solve(hessian, flat_rhs)
+    try:
+        solution = torch.linalg.solve(hessian, flat_rhs)
+    except torch.linalg.LinAlgError as err:
+        raise _diverged(
+            "exact", dim, float("nan"), "The Hessian is singular: add damping."
+        ) from err
     residual = float(torch.linalg.norm(hessian @ solution - flat_rhs))
     if not math.isfinite(residual):
         raise _diverged("exact", dim, residual, "The Hessian is singular: add damping.")

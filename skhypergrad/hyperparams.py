@@ -1,0 +1,273 @@
+"""Search-space entries: what a hyperparameter is, its bounds and its raw form.
+
+A tuned value is optimised in an unconstrained *raw* form: ``raw = log(value)``
+for log-scaled ranges (kept inside the bounds by projection) and
+``raw = logit((value - low) / (high - low))`` for linear ranges.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+import torch
+
+from .exceptions import InvalidHyperparameterError
+
+_GRID_HINT = (
+    "Search it with GridSearchCV or RandomizedSearchCV around this estimator, "
+    "or fix its value on the estimator."
+)
+# Linear-scale raw values live in [-_LOGIT_LIMIT, _LOGIT_LIMIT]: sigmoid(12) is
+# within 6e-6 of the bound, so the value never sits exactly on it.
+_LOGIT_LIMIT = 12.0
+
+
+class Real:
+    """A continuous hyperparameter range, ``[low, high]``.
+
+    Parameters
+    ----------
+    low, high : float
+        Bounds; ``low < high``, and ``low > 0`` when ``log=True``.
+    log : bool, default=False
+        Search on a log scale (weight decay, penalties) rather than linearly
+        (probabilities such as a dropout rate).
+
+    See Also
+    --------
+    PerLayer : one value per layer of the network.
+    PerParameter : one value per weight of the network.
+
+    Examples
+    --------
+    >>> from skhypergrad import Real
+    >>> Real(1e-5, 1e-1, log=True)
+    Real(low=1e-05, high=0.1, log=True)
+    """
+
+    def __init__(self, low, high, log=False):
+        self.low = low
+        self.high = high
+        self.log = log
+
+    def __repr__(self):
+        return f"Real(low={self.low!r}, high={self.high!r}, log={self.log!r})"
+
+    def __eq__(self, other):
+        return isinstance(other, Real) and (self.low, self.high, self.log) == (
+            other.low,
+            other.high,
+            other.log,
+        )
+
+    def __hash__(self):
+        return hash((self.low, self.high, self.log))
+
+    def check(self, name: str) -> Real:
+        """Validate the bounds and return ``self``.
+
+        Parameters
+        ----------
+        name : str
+            Parameter name, for the error message.
+
+        Returns
+        -------
+        self : Real
+
+        Raises
+        ------
+        InvalidHyperparameterError
+            If the bounds are not finite numbers with ``low < high`` (and
+            ``low > 0`` on a log scale).
+        """
+        low, high = self.low, self.high
+        if not all(
+            isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+            for v in (low, high)
+        ):
+            raise InvalidHyperparameterError(
+                f"Bounds of {name!r} must be finite numbers, got low={low!r}, "
+                f"high={high!r}. Use e.g. Real(1e-5, 1e-1, log=True)."
+            )
+        if low >= high:
+            raise InvalidHyperparameterError(
+                f"Bounds of {name!r} need low < high, got low={low!r}, high={high!r}. "
+                "Swap them or widen the range."
+            )
+        if self.log and low <= 0:
+            raise InvalidHyperparameterError(
+                f"{name!r} is on a log scale, so low must be > 0, got low={low!r}. "
+                "Use a small positive lower bound (e.g. 1e-6) or log=False."
+            )
+        return self
+
+    def to_raw(self, value):
+        """Map values inside the bounds to the unconstrained raw form."""
+        value = np.asarray(value, dtype=float)
+        if self.log:
+            return np.log(np.clip(value, self.low, self.high))
+        unit = (value - self.low) / (self.high - self.low)
+        unit = np.clip(unit, 1e-5, 1 - 1e-5)
+        return np.log(unit) - np.log1p(-unit)
+
+    def from_raw(self, raw):
+        """Map raw values (numpy or torch, differentiably) to values."""
+        if isinstance(raw, torch.Tensor):
+            if self.log:
+                return torch.exp(raw)
+            return self.low + (self.high - self.low) * torch.sigmoid(raw)
+        raw = np.asarray(raw, dtype=float)
+        if self.log:
+            return np.clip(np.exp(raw), self.low, self.high)
+        return self.low + (self.high - self.low) / (1 + np.exp(-raw))
+
+    def raw_bounds(self) -> tuple[float, float]:
+        """Interval the raw form is projected onto after each hyper-step."""
+        if self.log:
+            return math.log(self.low), math.log(self.high)
+        return -_LOGIT_LIMIT, _LOGIT_LIMIT
+
+    def center(self) -> float:
+        """Middle of the range (geometric middle on a log scale)."""
+        if self.log:
+            return math.sqrt(self.low * self.high)
+        return 0.5 * (self.low + self.high)
+
+    def sample(self, rng: np.random.Generator, size=None):
+        """Draw uniformly (log-uniformly when ``log=True``) inside the bounds."""
+        if self.log:
+            return np.exp(rng.uniform(math.log(self.low), math.log(self.high), size))
+        return rng.uniform(self.low, self.high, size)
+
+
+class _Vector:
+    granularity = "scalar"
+
+    def __init__(self, distribution):
+        self.distribution = distribution
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.distribution!r})"
+
+    def __eq__(self, other):
+        return type(self) is type(other) and self.distribution == other.distribution
+
+    def __hash__(self):
+        return hash((type(self).__name__, repr(self.distribution)))
+
+
+class PerLayer(_Vector):
+    """One hyperparameter per layer (per module that owns parameters).
+
+    Parameters
+    ----------
+    distribution : Real or frozen scipy distribution
+        Range shared by every layer's value.
+
+    Examples
+    --------
+    >>> from scipy.stats import loguniform
+    >>> from skhypergrad import PerLayer
+    >>> space = {"optimizer__weight_decay": PerLayer(loguniform(1e-6, 1e-1))}
+    """
+
+    granularity = "layer"
+
+
+class PerParameter(_Vector):
+    """One hyperparameter per weight of the network (millions are fine).
+
+    Parameters
+    ----------
+    distribution : Real or frozen scipy distribution
+        Range shared by every weight's value.
+
+    Notes
+    -----
+    With as many hyperparameters as weights the search can overfit the
+    validation folds; keep them large (``cv=3`` or fewer folds).
+    """
+
+    granularity = "parameter"
+
+
+def as_real(distribution, name: str) -> tuple[Real, str]:
+    """Turn a search-space entry into a checked :class:`Real` and a granularity.
+
+    Parameters
+    ----------
+    distribution : Real, PerLayer, PerParameter or frozen scipy distribution
+        The entry of ``param_distributions``.
+    name : str
+        Its key, for error messages.
+
+    Returns
+    -------
+    real : Real
+    granularity : {"scalar", "layer", "parameter"}
+
+    Raises
+    ------
+    InvalidHyperparameterError
+        For discrete or unbounded entries.
+    """
+    granularity = "scalar"
+    if isinstance(distribution, _Vector):
+        granularity = distribution.granularity
+        distribution = distribution.distribution
+    if isinstance(distribution, Real):
+        return distribution.check(name), granularity
+    if isinstance(distribution, list | tuple | np.ndarray | range):
+        raise InvalidHyperparameterError(
+            f"Cannot tune {name!r} with hypergradients: got a list of values "
+            f"{_short(distribution)}, but tuned values must come from a continuous "
+            f"range such as Real(low, high) or scipy.stats.loguniform(low, high). "
+            f"{_GRID_HINT}"
+        )
+    if isinstance(distribution, numbers.Number | str | bool):
+        raise InvalidHyperparameterError(
+            f"Cannot tune {name!r}: got the single value {distribution!r} "
+            f"({type(distribution).__name__}). Give a range such as Real(low, high), "
+            "or set a fixed value on the estimator instead."
+        )
+    return _from_scipy(distribution, name), granularity
+
+
+def _from_scipy(distribution, name: str) -> Real:
+    from scipy import stats
+
+    family = getattr(distribution, "dist", None)
+    if isinstance(family, stats.rv_discrete):
+        raise InvalidHyperparameterError(
+            f"Cannot tune {name!r} with hypergradients: got the discrete "
+            f"distribution {family.name}{distribution.args}, but tuned values must be "
+            f"continuous. {_GRID_HINT}"
+        )
+    if not isinstance(family, stats.rv_continuous) or not hasattr(distribution, "support"):
+        raise InvalidHyperparameterError(
+            f"Cannot tune {name!r}: expected Real(low, high, log=...), "
+            "scipy.stats.loguniform or scipy.stats.uniform (frozen), got "
+            f"{distribution!r} ({type(distribution).__name__})."
+        )
+    low, high = (float(v) for v in distribution.support())
+    if family.name in ("loguniform", "reciprocal"):
+        return Real(low, high, log=True).check(name)
+    if family.name == "uniform":
+        return Real(low, high).check(name)
+    raise InvalidHyperparameterError(
+        f"Cannot tune {name!r}: the distribution {family.name!r} is not supported "
+        f"(support [{low}, {high}]). Use scipy.stats.loguniform or uniform, or "
+        "skhypergrad.Real(low, high, log=...)."
+    )
+
+
+def _short(values) -> str:
+    values = list(values)
+    text = repr(values[:5])
+    return text[:-1] + ", ...]" if len(values) > 5 else text
+
+
+__all__ = ["PerLayer", "PerParameter", "Real", "as_real"]

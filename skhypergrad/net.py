@@ -1,0 +1,250 @@
+"""skorch side: find the network, relax its dropout, cast data the way it needs.
+
+Nothing here knows about the search; :mod:`skhypergrad.model_selection`
+drives these pieces.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.base import clone
+from sklearn.pipeline import Pipeline
+from skorch import NeuralNet, NeuralNetClassifier, NeuralNetRegressor
+from torch import nn
+
+from .exceptions import InvalidHyperparameterError, UnsupportedEstimatorError
+
+# Temperature of the concrete relaxation: small enough that masks are nearly
+# binary, large enough that the rate keeps a usable gradient (Gal et al., 2017).
+RELAXATION_TEMPERATURE = 0.1
+_EPS = 1e-6
+
+
+class RelaxedDropout(nn.Module):
+    """Dropout with a continuous (concrete) mask, so its rate has a gradient.
+
+    Parameters
+    ----------
+    rate : float or torch.Tensor
+        Drop probability; may be a tensor that requires grad.
+    temperature : float, default=0.1
+        Temperature of the relaxation; masks approach Bernoulli as it shrinks.
+
+    Notes
+    -----
+    The drop mask is ``z = sigmoid((logit(p) + logit(u)) / t)`` with
+    ``u ~ U(0, 1)``, and the output ``x * (1 - z) / (1 - p)`` keeps the
+    expectation of ``x`` as inverted dropout does. In eval mode it is the
+    identity, like :class:`torch.nn.Dropout`.
+    """
+
+    def __init__(self, rate=0.5, temperature=RELAXATION_TEMPERATURE):
+        super().__init__()
+        self.rate = rate
+        self.temperature = temperature
+
+    def forward(self, x):  # noqa: D102
+        if not self.training:
+            return x
+        p = torch.as_tensor(self.rate, dtype=x.dtype, device=x.device)
+        p = p.clamp(_EPS, 1 - _EPS)
+        u = torch.rand_like(x).clamp(_EPS, 1 - _EPS)
+        logit = (torch.log(p) - torch.log1p(-p) + torch.log(u) - torch.log1p(-u))
+        drop = torch.sigmoid(logit / self.temperature)
+        return x * (1 - drop) / (1 - p)
+
+    def extra_repr(self) -> str:  # noqa: D102
+        return f"temperature={self.temperature}"
+
+
+def split_estimator(estimator):
+    """Return ``(net, step_name)`` for a skorch net or a Pipeline ending in one.
+
+    Parameters
+    ----------
+    estimator : skorch.NeuralNet or sklearn.pipeline.Pipeline
+
+    Returns
+    -------
+    net : skorch.NeuralNet
+    step_name : str or None
+        Name of the net's step, or None for a bare net.
+
+    Raises
+    ------
+    UnsupportedEstimatorError
+        If no skorch network can be found.
+    """
+    if isinstance(estimator, NeuralNet):
+        return estimator, None
+    if isinstance(estimator, Pipeline) and estimator.steps:
+        name, last = estimator.steps[-1]
+        if isinstance(last, NeuralNet):
+            return last, name
+    raise UnsupportedEstimatorError(
+        "HypergradSearchCV tunes skorch networks: estimator must be a skorch "
+        "NeuralNet / NeuralNetClassifier / NeuralNetRegressor, or a Pipeline whose "
+        f"last step is one. Got {_describe(estimator)}. Wrap your torch module in "
+        "skorch.NeuralNetClassifier(module, ...), or use GridSearchCV for other "
+        "estimators."
+    )
+
+
+def _describe(obj) -> str:
+    if isinstance(obj, Pipeline):
+        return f"a Pipeline ending in {type(obj.steps[-1][1]).__name__}" if obj.steps else "an empty Pipeline"
+    return f"{type(obj).__name__} ({obj!r:.80})"
+
+
+def is_classifier_net(net) -> bool:
+    """Whether the net predicts classes (skorch's NeuralNetClassifier family)."""
+    return isinstance(net, NeuralNetClassifier) or getattr(
+        net, "_estimator_type", None
+    ) == "classifier"
+
+
+def is_regressor_net(net) -> bool:
+    """Whether the net is a skorch NeuralNetRegressor."""
+    return isinstance(net, NeuralNetRegressor)
+
+
+def find_dropout_layers(net, local_name: str, full_name: str) -> list[str]:
+    """Find the ``nn.Dropout`` layers whose rate the module argument sets.
+
+    The module is built twice with two different probe values; the dropout
+    layers whose ``p`` follows the probe are the controlled ones.
+
+    Parameters
+    ----------
+    net : skorch.NeuralNet
+        Unfitted; it is cloned, never changed.
+    local_name : str
+        Name on the net, e.g. ``"module__dropout"``.
+    full_name : str
+        Name as given in the search space, for messages.
+
+    Returns
+    -------
+    paths : list of str
+        Dotted module paths of the controlled layers.
+
+    Raises
+    ------
+    InvalidHyperparameterError
+        If the argument controls no dropout layer.
+    """
+    probes = (0.137, 0.291)
+    found = []
+    for probe in probes:
+        try:
+            module = _build_module(net, local_name, probe)
+        except Exception as exc:  # the module rejected the argument
+            raise _no_dropout_error(full_name, f"building the module failed: {exc!r}") from exc
+        found.append(
+            {
+                name
+                for name, layer in module.named_modules()
+                if isinstance(layer, nn.modules.dropout._DropoutNd | nn.Dropout)
+                and abs(float(layer.p) - probe) < 1e-12
+            }
+        )
+    paths = sorted(found[0] & found[1])
+    if not paths:
+        raise _no_dropout_error(
+            full_name, "no torch.nn.Dropout layer of the module takes its rate from it"
+        )
+    return paths
+
+
+def _build_module(net, local_name, value) -> nn.Module:
+    probe = clone(net).set_params(**{local_name: value})
+    module = probe.module
+    kwargs = probe.get_params_for("module")
+    if isinstance(module, nn.Module):
+        module = type(module)
+    return module(**kwargs)
+
+
+def _no_dropout_error(name, reason):
+    return InvalidHyperparameterError(
+        f"Cannot tune {name!r} as a dropout rate: {reason}. HypergradSearchCV tunes "
+        "module arguments that set the rate of torch.nn.Dropout layers (e.g. "
+        "module__dropout passed to nn.Dropout(p=dropout) in __init__); functional "
+        "F.dropout calls and other arguments cannot be relaxed. Remove it from "
+        "param_distributions or search it with GridSearchCV."
+    )
+
+
+def relax_dropout(module: nn.Module, paths, rate) -> list[RelaxedDropout]:
+    """Replace the dropout layers at ``paths`` by :class:`RelaxedDropout`, in place.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+    paths : list of str
+        From :func:`find_dropout_layers`.
+    rate : float or torch.Tensor
+        Initial rate of the relaxed layers.
+
+    Returns
+    -------
+    layers : list of RelaxedDropout
+        The new layers, whose ``rate`` the caller sets.
+    """
+    layers = []
+    for path in paths:
+        parent_path, _, child = path.rpartition(".")
+        parent = module.get_submodule(parent_path) if parent_path else module
+        layer = RelaxedDropout(rate)
+        setattr(parent, child, layer)
+        layers.append(layer)
+    return layers
+
+
+def module_dtype(net) -> torch.dtype:
+    """Floating dtype of an initialized net's first parameter (float32 if none)."""
+    for param in net.module_.parameters():
+        if param.is_floating_point():
+            return param.dtype
+    return torch.float32
+
+
+def cast_X(X, dtype=np.float32):
+    """Cast float64 arrays / DataFrames to ``dtype``; leave anything else as is."""
+    if isinstance(X, np.ndarray) and X.dtype == np.float64:
+        return X.astype(dtype)
+    if hasattr(X, "dtypes") and hasattr(X, "astype"):
+        kinds = {getattr(t, "kind", "O") for t in np.atleast_1d(X.dtypes)}
+        if kinds <= {"f", "i", "u"}:
+            return X.astype(dtype)
+    return X
+
+
+def cast_y(y, net):
+    """Give ``y`` the dtype and shape skorch's losses expect for this net.
+
+    Classifier targets become int64; regression targets become float32 and a
+    1-D target becomes a column, matching a module with one output.
+    """
+    if y is None:
+        return None
+    y = np.asarray(y)
+    if is_classifier_net(net):
+        return y.astype(np.int64) if y.dtype.kind in "iub" else y
+    if is_regressor_net(net) and y.dtype.kind in "fiub":
+        y = y.astype(np.float32)
+        return y.reshape(-1, 1) if y.ndim == 1 else y
+    return y
+
+
+__all__ = [
+    "RelaxedDropout",
+    "cast_X",
+    "cast_y",
+    "find_dropout_layers",
+    "is_classifier_net",
+    "module_dtype",
+    "relax_dropout",
+    "split_estimator",
+]

@@ -1,0 +1,1 @@
+"""Internal helpers: parameter constraints, input checks and randomness."""

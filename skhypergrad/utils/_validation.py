@@ -1,0 +1,73 @@
+"""Input checks. The only module that touches scikit-learn's private validation API."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+from sklearn.utils._param_validation import (  # noqa: F401  (re-exported)
+    HasMethods,
+    Interval,
+    StrOptions,
+    validate_parameter_constraints,
+)
+
+from ..exceptions import InvalidInputError
+
+
+def check_finite(values, name: str) -> None:
+    """Raise :class:`InvalidInputError` if a numeric array holds NaN or inf.
+
+    Parameters
+    ----------
+    values : array-like
+    name : str
+        ``"X"`` or ``"y"``, for the message.
+    """
+    array = np.asarray(values) if not hasattr(values, "to_numpy") else values.to_numpy()
+    if array.dtype.kind not in "fc":
+        return
+    bad = ~np.isfinite(array)
+    if bad.any():
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise InvalidInputError(
+            f"Input {name} contains NaN or infinity: {int(bad.sum())} non-finite "
+            f"value(s), the first {array[first]!r} at index {first}. A network cannot "
+            f"train on them. Impute them first (e.g. sklearn.impute.SimpleImputer in "
+            f"the Pipeline) or drop those rows."
+        )
+
+
+def check_consistent_length(X, y) -> int:
+    """Return the number of samples, or raise if ``X`` and ``y`` disagree.
+
+    Parameters
+    ----------
+    X : array-like
+    y : array-like or None
+
+    Returns
+    -------
+    n_samples : int
+    """
+    if np.ndim(X) == 0 if not hasattr(X, "shape") else len(X.shape) == 0:
+        raise InvalidInputError(
+            f"Expected X to be an array of samples, got a scalar {X!r}. Pass a 2-D "
+            "array of shape (n_samples, n_features)."
+        )
+    n_samples = len(X)
+    if y is not None and len(y) != n_samples:
+        raise InvalidInputError(
+            f"X and y have different numbers of samples: X has {n_samples}, y has "
+            f"{len(y)}. Pass one target per row of X."
+        )
+    return n_samples
+
+
+def check_positive_int(value, name: str, minimum: int = 1) -> int:
+    """Return ``value`` as int, or raise if it is not an integer >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise InvalidInputError(
+            f"{name} must be an integer >= {minimum}, got {value!r}."
+        )
+    return int(value)
