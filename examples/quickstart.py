@@ -29,8 +29,12 @@ class MLP(nn.Module):
     def __init__(self, n_features=64, n_classes=10, hidden=128, dropout=0.5):
         super().__init__()
         self.layers = nn.Sequential(
-            nn.Linear(n_features, hidden), nn.ReLU(), nn.Dropout(dropout),
-            nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(dropout),
+            nn.Linear(n_features, hidden),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(),
+            nn.Dropout(dropout),
             nn.Linear(hidden, n_classes),
         )
 
@@ -40,18 +44,28 @@ class MLP(nn.Module):
 
 def make_pipeline(max_epochs):
     net = NeuralNetClassifier(
-        MLP, criterion=nn.CrossEntropyLoss, optimizer=torch.optim.Adam, lr=1e-3,
-        max_epochs=max_epochs, batch_size=128, train_split=None, verbose=0,
+        MLP,
+        criterion=nn.CrossEntropyLoss,
+        optimizer=torch.optim.Adam,
+        lr=1e-3,
+        max_epochs=max_epochs,
+        batch_size=128,
+        train_split=None,
+        verbose=0,
     )
     return Pipeline([("scale", StandardScaler()), ("net", net)])
 
 
 def report(name, search, X_test, y_test, seconds):
-    params = {k.split("__", 1)[1]: round(float(np.mean(v)), 6)
-              for k, v in search.best_params_.items()}
+    params = {
+        k.split("__", 1)[1]: round(float(np.mean(v)), 6)
+        for k, v in search.best_params_.items()
+    }
     accuracy = search.score(X_test, y_test)
-    print(f"{name:<18} cv={search.best_score_:.4f} test={accuracy:.4f} "
-          f"time={seconds:6.1f}s  {params}")
+    print(
+        f"{name:<18} cv={search.best_score_:.4f} test={accuracy:.4f} "
+        f"time={seconds:6.1f}s  {params}"
+    )
     return accuracy
 
 
@@ -82,16 +96,25 @@ def main():
     if args.no_grid:
         return
     # GridSearchCV hands data to skorch unchanged, so cast it by hand.
-    grid = GridSearchCV(pipe, {
-        "net__optimizer__weight_decay": np.logspace(-6, -1, 6),
-        "net__module__dropout": [0.0, 0.3, 0.6],
-    }, cv=3)
+    grid = GridSearchCV(
+        pipe,
+        {
+            "net__optimizer__weight_decay": np.logspace(-6, -1, 6),
+            "net__module__dropout": [0.0, 0.3, 0.6],
+        },
+        cv=3,
+    )
     torch.manual_seed(args.seed)
     start = time.perf_counter()
     grid.fit(X_train.astype(np.float32), y_train.astype(np.int64))
     grid_time = time.perf_counter() - start
-    grid_acc = report("GridSearchCV 6x3", grid, X_test.astype(np.float32),
-                      y_test.astype(np.int64), grid_time)
+    grid_acc = report(
+        "GridSearchCV 6x3",
+        grid,
+        X_test.astype(np.float32),
+        y_test.astype(np.int64),
+        grid_time,
+    )
     print(f"\ntest accuracy difference (hypergrad - grid): {hyper_acc - grid_acc:+.4f}")
     print(f"wall time ratio (hypergrad / grid): {hyper_time / grid_time:.3f}")
 

@@ -63,7 +63,9 @@ class WeightDecayPenalty(Callback):
             )
         params = trainable_parameters(net.module_)
         tensor = torch.as_tensor(values, dtype=params[0].dtype, device=params[0].device)
-        self.coefficients_ = expand_coefficients(tensor, self.granularity, layout, params)
+        self.coefficients_ = expand_coefficients(
+            tensor, self.granularity, layout, params
+        )
 
     def on_grad_computed(self, net, named_parameters, **kwargs):  # noqa: D102
         if self.coefficients_ is None:

@@ -246,7 +246,9 @@ def _from_scipy(distribution, name: str) -> Real:
             f"distribution {family.name}{distribution.args}, but tuned values must be "
             f"continuous. {_GRID_HINT}"
         )
-    if not isinstance(family, stats.rv_continuous) or not hasattr(distribution, "support"):
+    if not isinstance(family, stats.rv_continuous) or not hasattr(
+        distribution, "support"
+    ):
         raise InvalidHyperparameterError(
             f"Cannot tune {name!r}: expected Real(low, high, log=...), "
             "scipy.stats.loguniform or scipy.stats.uniform (frozen), got "

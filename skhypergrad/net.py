@@ -50,7 +50,7 @@ class RelaxedDropout(nn.Module):
         p = torch.as_tensor(self.rate, dtype=x.dtype, device=x.device)
         p = p.clamp(_EPS, 1 - _EPS)
         u = torch.rand_like(x).clamp(_EPS, 1 - _EPS)
-        logit = (torch.log(p) - torch.log1p(-p) + torch.log(u) - torch.log1p(-u))
+        logit = torch.log(p) - torch.log1p(-p) + torch.log(u) - torch.log1p(-u)
         drop = torch.sigmoid(logit / self.temperature)
         return x * (1 - drop) / (1 - p)
 
@@ -93,15 +93,20 @@ def split_estimator(estimator):
 
 def _describe(obj) -> str:
     if isinstance(obj, Pipeline):
-        return f"a Pipeline ending in {type(obj.steps[-1][1]).__name__}" if obj.steps else "an empty Pipeline"
+        return (
+            f"a Pipeline ending in {type(obj.steps[-1][1]).__name__}"
+            if obj.steps
+            else "an empty Pipeline"
+        )
     return f"{type(obj).__name__} ({obj!r:.80})"
 
 
 def is_classifier_net(net) -> bool:
     """Whether the net predicts classes (skorch's NeuralNetClassifier family)."""
-    return isinstance(net, NeuralNetClassifier) or getattr(
-        net, "_estimator_type", None
-    ) == "classifier"
+    return (
+        isinstance(net, NeuralNetClassifier)
+        or getattr(net, "_estimator_type", None) == "classifier"
+    )
 
 
 def is_regressor_net(net) -> bool:
@@ -140,7 +145,9 @@ def find_dropout_layers(net, local_name: str, full_name: str) -> list[str]:
         try:
             module = _build_module(net, local_name, probe)
         except Exception as exc:  # the module rejected the argument
-            raise _no_dropout_error(full_name, f"building the module failed: {exc!r}") from exc
+            raise _no_dropout_error(
+                full_name, f"building the module failed: {exc!r}"
+            ) from exc
         found.append(
             {
                 name

@@ -48,7 +48,10 @@ def make_hvp(grads: TensorList, params: TensorList, damping: float = 0.0) -> HVP
     def hvp(vectors: TensorList) -> list[torch.Tensor]:
         # d/dw <dL_T/dw, v> = H v, since v does not depend on w.
         products = torch.autograd.grad(
-            grads, params, grad_outputs=list(vectors), retain_graph=True,
+            grads,
+            params,
+            grad_outputs=list(vectors),
+            retain_graph=True,
             allow_unused=True,
         )
         out = []
@@ -80,12 +83,13 @@ def mixed_vjp(
         Zeros where the training loss does not depend on a hyperparameter.
     """
     products = torch.autograd.grad(
-        grads, hparams, grad_outputs=list(vectors), retain_graph=True,
+        grads,
+        hparams,
+        grad_outputs=list(vectors),
+        retain_graph=True,
         allow_unused=True,
     )
-    return [
-        torch.zeros_like(h) if p is None else p for p, h in zip(products, hparams)
-    ]
+    return [torch.zeros_like(h) if p is None else p for p, h in zip(products, hparams)]
 
 
 def top_eigenvalue(

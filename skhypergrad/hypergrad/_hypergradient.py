@@ -145,12 +145,14 @@ def hypergradient(
     hvp = make_hvp(grads, params, damping)
     step = None
     if method in ("neumann", "identity"):
-        step = _auto_alpha(hvp, params, power_iter, generator) if alpha == "auto" else alpha
+        step = (
+            _auto_alpha(hvp, params, power_iter, generator)
+            if alpha == "auto"
+            else alpha
+        )
     ihvp, solve_info = _solve(method, hvp, outer_w, max_iter, step, tol, x0)
     mixed = mixed_vjp(grads, hparams, ihvp)
-    result = [
-        (-m if d is None else d - m).detach() for d, m in zip(outer_h, mixed)
-    ]
+    result = [(-m if d is None else d - m).detach() for d, m in zip(outer_h, mixed)]
     norm = math.sqrt(sum(float((r.double() ** 2).sum()) for r in result))
     if not math.isfinite(norm):
         raise SolverDivergedError(

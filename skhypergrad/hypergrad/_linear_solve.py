@@ -124,7 +124,9 @@ def neumann(
         last = _norm(term)
         if not math.isfinite(last) or last > growth_limit * max(first, 1e-30):
             raise _diverged(
-                "neumann", k, last,
+                "neumann",
+                k,
+                last,
                 f"alpha={alpha:.3g} is too large for this Hessian or the Hessian "
                 "is indefinite. Lower alpha, add damping, or use method='cg'.",
             )
@@ -185,7 +187,10 @@ def cg(
     if not math.isfinite(rr):
         # Otherwise the loop is skipped and NaN inputs come back as a number.
         raise _diverged(
-            "cg", 0, rr, "The right-hand side or x0 is not finite: check the "
+            "cg",
+            0,
+            rr,
+            "The right-hand side or x0 is not finite: check the "
             "outer loss and the warm start for NaN or inf.",
         )
     n_iter = 0
@@ -195,7 +200,9 @@ def cg(
         curvature = float(_dot(direction, hd))
         if not math.isfinite(curvature) or curvature <= 0:
             raise _diverged(
-                "cg", n_iter, curvature,
+                "cg",
+                n_iter,
+                curvature,
                 "The Hessian is not positive definite along a search direction "
                 "(curvature shown as the norm). Add damping (e.g. damping=1e-2) "
                 "or train the inner problem closer to its optimum.",
@@ -250,7 +257,9 @@ def exact(hvp: HVP, rhs: TensorList):
     for i in range(dim):
         unit = torch.zeros_like(flat_rhs)
         unit[i] = 1.0
-        columns.append(torch.cat([h.reshape(-1) for h in hvp(_split(unit, sizes, shapes))]))
+        columns.append(
+            torch.cat([h.reshape(-1) for h in hvp(_split(unit, sizes, shapes))])
+        )
     hessian = torch.stack(columns, dim=1)
     hessian = 0.5 * (hessian + hessian.T)
     try:

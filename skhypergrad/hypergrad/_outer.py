@@ -31,7 +31,9 @@ def adam_init(hparams) -> AdamState:
     return AdamState(0, zeros, [z.clone() for z in zeros])
 
 
-def adam_step(hparams, grads, state: AdamState, *, lr=0.1, betas=(0.9, 0.999), eps=1e-8):
+def adam_step(
+    hparams, grads, state: AdamState, *, lr=0.1, betas=(0.9, 0.999), eps=1e-8
+):
     """One Adam step; returns new tensors and the new state (inputs untouched).
 
     Parameters

@@ -137,8 +137,14 @@ def build_fold(index, estimator, step, X, y, train, test, state, settings, fit_p
             )
     net.notify("on_train_begin", X=Xt_tr, y=y_tr)
     data = {
-        "X_val": X_val, "y_val": y_val, "X_tr": X_tr, "y_tr": y_tr,
-        "Xt_tr": Xt_tr, "yt_tr": y_tr, "Xt_val": Xt_val, "fit_params": fit_params,
+        "X_val": X_val,
+        "y_val": y_val,
+        "X_tr": X_tr,
+        "y_tr": y_tr,
+        "Xt_tr": Xt_tr,
+        "yt_tr": y_tr,
+        "Xt_val": Xt_val,
+        "fit_params": fit_params,
     }
     fold = Fold(index, est, net, data, relaxed)
     fold.fit_time = time.perf_counter() - start
@@ -185,9 +191,12 @@ def fold_hypergradient(fold, state, settings, generator):
     module = net.module_
     params = trainable_parameters(module)
     raw = [r.detach().clone().requires_grad_(True) for r in state.raw]
-    X_in, y_in = _batch(data["Xt_tr"], data["yt_tr"], settings.hyper_batch_size, generator)
-    X_out, y_out = _batch(data["Xt_val"], data["y_val"], 4 * settings.hyper_batch_size,
-                          generator)
+    X_in, y_in = _batch(
+        data["Xt_tr"], data["yt_tr"], settings.hyper_batch_size, generator
+    )
+    X_out, y_out = _batch(
+        data["Xt_val"], data["y_val"], 4 * settings.hyper_batch_size, generator
+    )
     dtype = params[0].dtype
     buffers = {k: b.detach().clone() for k, b in module.named_buffers()}
 
@@ -195,7 +204,9 @@ def fold_hypergradient(fold, state, settings, generator):
         values = state.values(hparams, dtype=dtype)
         _set_rates(fold, values)
         module.train()
-        loss = net.get_loss(net.infer(X_in), _to_device(y_in, net), X=X_in, training=True)
+        loss = net.get_loss(
+            net.infer(X_in), _to_device(y_in, net), X=X_in, training=True
+        )
         for spec in state.specs:
             if spec.kind == "weight_decay":
                 coefs = expand_coefficients(
@@ -206,14 +217,21 @@ def fold_hypergradient(fold, state, settings, generator):
 
     def outer_loss(params, hparams):
         module.eval()
-        return net.get_loss(net.infer(X_out), _to_device(y_out, net), X=X_out,
-                            training=False)
+        return net.get_loss(
+            net.infer(X_out), _to_device(y_out, net), X=X_out, training=False
+        )
 
     try:
         return hypergradient(
-            inner_loss, outer_loss, params, raw, method=settings.method,
-            max_iter=settings.solver_max_iter, alpha=settings.solver_alpha,
-            damping=settings.solver_damping, return_info=True,
+            inner_loss,
+            outer_loss,
+            params,
+            raw,
+            method=settings.method,
+            max_iter=settings.solver_max_iter,
+            alpha=settings.solver_alpha,
+            damping=settings.solver_damping,
+            return_info=True,
         )
     finally:
         module.load_state_dict(buffers, strict=False)
@@ -258,10 +276,16 @@ def hyper_step(folds, state, optimizer_state, settings, generator, epoch):
             continue
         grads.append(grad)
         losses.append(info.outer_loss)
-    record = {"epoch": epoch, "val_loss": float(np.mean(losses)) if losses else math.nan}
+    record = {
+        "epoch": epoch,
+        "val_loss": float(np.mean(losses)) if losses else math.nan,
+    }
     if reasons or not grads:
-        record.update(hypergrad_norm=math.nan, skipped=True,
-                      reason="; ".join(reasons) or "no split is still training")
+        record.update(
+            hypergrad_norm=math.nan,
+            skipped=True,
+            reason="; ".join(reasons) or "no split is still training",
+        )
         return optimizer_state, record
     mean = [torch.stack([g[i] for g in grads]).mean(0) for i in range(len(state.raw))]
     norm = math.sqrt(sum(float((m**2).sum()) for m in mean))
@@ -326,7 +350,9 @@ def run_start(estimator, step, specs, X, y, splits, settings, seed, start, fit_p
         torch.manual_seed(seed)
         generator = torch.Generator().manual_seed(seed)
         raw = [
-            torch.as_tensor(s.real.to_raw(start[s.name]), dtype=torch.float64).reshape(1)
+            torch.as_tensor(s.real.to_raw(start[s.name]), dtype=torch.float64).reshape(
+                1
+            )
             for s in specs
         ]
         state = HparamState(specs, raw)
@@ -335,7 +361,9 @@ def run_start(estimator, step, specs, X, y, splits, settings, seed, start, fit_p
         path, accepted = _train(folds, state, settings, generator)
         for fold in folds:
             if fold.error is None:
-                fold.net.notify("on_train_end", X=fold.data["Xt_tr"], y=fold.data["yt_tr"])
+                fold.net.notify(
+                    "on_train_end", X=fold.data["Xt_tr"], y=fold.data["yt_tr"]
+                )
         final_raw = _average_tail(accepted, settings.average_last, state.raw)
         scores = [score_fold(fold, settings) for fold in folds]
     warn_failures(folds, settings)
@@ -353,8 +381,20 @@ def _build_folds(estimator, step, X, y, splits, state, settings, fit_params):
     folds = []
     for index, (train, test) in enumerate(splits):
         try:
-            folds.append(build_fold(index, estimator, step, X, y, train, test, state,
-                                    settings, fit_params[index]))
+            folds.append(
+                build_fold(
+                    index,
+                    estimator,
+                    step,
+                    X,
+                    y,
+                    train,
+                    test,
+                    state,
+                    settings,
+                    fit_params[index],
+                )
+            )
         except SkHypergradError:
             raise
         except Exception as exc:
@@ -384,7 +424,10 @@ def _train(folds, state, settings, generator):
                 run_epoch(fold, settings)
         if not any(f.active for f in folds):
             break
-        due = epoch >= settings.warmup and (epoch - settings.warmup) % settings.hyper_interval == 0
+        due = (
+            epoch >= settings.warmup
+            and (epoch - settings.warmup) % settings.hyper_interval == 0
+        )
         if not due or epoch == max_epochs:
             continue
         start = time.perf_counter()
@@ -406,8 +449,13 @@ def _log_step(record, settings):
     level = logging.INFO if settings.verbose else logging.DEBUG
     status = "skipped: " + record["reason"] if record["skipped"] else "ok"
     logger.log(
-        level, "epoch %d: val_loss=%.4f |g|=%.3g %s %s", record["epoch"],
-        record["val_loss"], record["hypergrad_norm"], record["values"], status,
+        level,
+        "epoch %d: val_loss=%.4f |g|=%.3g %s %s",
+        record["epoch"],
+        record["val_loss"],
+        record["hypergrad_norm"],
+        record["values"],
+        status,
     )
 
 
@@ -416,7 +464,9 @@ def _average_tail(accepted, fraction, current):
         return [r.clone() for r in current]
     count = max(1, int(math.ceil(fraction * len(accepted))))
     tail = accepted[-count:]
-    return [torch.stack([step[i] for step in tail]).mean(0) for i in range(len(current))]
+    return [
+        torch.stack([step[i] for step in tail]).mean(0) for i in range(len(current))
+    ]
 
 
 def values_as_python(specs, raw, summary=False):
@@ -442,8 +492,12 @@ def score_fold(fold, settings):
     """Scores of a trained split on its validation (and training) part."""
     names = list(settings.scorers)
     failed = {n: settings.error_score for n in names}
-    result = {"test": dict(failed), "train": dict(failed), "loss": math.nan,
-              "score_time": 0.0}
+    result = {
+        "test": dict(failed),
+        "train": dict(failed),
+        "loss": math.nan,
+        "score_time": 0.0,
+    }
     if fold.error is not None:
         return result
     start = time.perf_counter()
@@ -451,7 +505,9 @@ def score_fold(fold, settings):
     try:
         result["test"] = _scores(fold.estimator, data["X_val"], data["y_val"], settings)
         if settings.return_train_score:
-            result["train"] = _scores(fold.estimator, data["X_tr"], data["y_tr"], settings)
+            result["train"] = _scores(
+                fold.estimator, data["X_tr"], data["y_tr"], settings
+            )
         result["loss"] = validation_loss(fold)
     except Exception:
         if settings.error_score == "raise":
@@ -461,7 +517,10 @@ def score_fold(fold, settings):
 
 
 def _scores(estimator, X, y, settings):
-    return {name: float(scorer(estimator, X, y)) for name, scorer in settings.scorers.items()}
+    return {
+        name: float(scorer(estimator, X, y))
+        for name, scorer in settings.scorers.items()
+    }
 
 
 @torch.no_grad()

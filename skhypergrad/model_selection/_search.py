@@ -189,11 +189,17 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         "method": [StrOptions({"cg", "neumann", "identity", "exact"})],
         "solver_max_iter": [Interval(numbers.Integral, 0, None, closed="left")],
         "solver_damping": [Interval(numbers.Real, 0, None, closed="left")],
-        "solver_alpha": [StrOptions({"auto"}), Interval(numbers.Real, 0, None, closed="neither")],
+        "solver_alpha": [
+            StrOptions({"auto"}),
+            Interval(numbers.Real, 0, None, closed="neither"),
+        ],
         "hyper_optimizer": [StrOptions({"adam", "sgd"})],
         "hyper_lr": [Interval(numbers.Real, 0, None, closed="neither")],
         "hyper_interval": [Interval(numbers.Integral, 1, None, closed="left")],
-        "warmup": [StrOptions({"auto"}), Interval(numbers.Integral, 0, None, closed="left")],
+        "warmup": [
+            StrOptions({"auto"}),
+            Interval(numbers.Integral, 0, None, closed="left"),
+        ],
         "hyper_batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
         "n_starts": [Interval(numbers.Integral, 1, None, closed="left")],
         "average_last": [Interval(numbers.Real, 0, 1, closed="right")],
@@ -267,7 +273,9 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         self : HypergradSearchCV
         """
         validate_parameter_constraints(
-            self._parameter_constraints, self.get_params(deep=False), type(self).__name__
+            self._parameter_constraints,
+            self.get_params(deep=False),
+            type(self).__name__,
         )
         net, step = split_estimator(self.estimator)
         specs = resolve_space(self.param_distributions, net, step)
@@ -304,10 +312,11 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         if wrong:
             raise InvalidInputError(
                 f"fit parameters {wrong} do not belong to the network step {step!r}. "
-                f"HypergradSearchCV routes 'groups' to the splitter and '{prefix}<name>' "
-                "to the network; fit the preprocessing separately if it needs its own."
+                "HypergradSearchCV routes 'groups' to the splitter and "
+                f"'{prefix}<name>' to the network; fit the preprocessing separately "
+                "if it needs its own."
             )
-        return {k[len(prefix):]: v for k, v in params.items()}
+        return {k[len(prefix) :]: v for k, v in params.items()}
 
     def _check_scoring(self):
         scoring = self.scoring
@@ -324,13 +333,18 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         except (ValueError, TypeError) as exc:
             raise InvalidInputError(
                 f"scoring={scoring!r} is not usable: {exc} Use a name from "
-                "sklearn.metrics.get_scorer_names(), a callable scorer(estimator, X, y), "
-                "or a list/dict of them."
+                "sklearn.metrics.get_scorer_names(), a callable "
+                "scorer(estimator, X, y), or a list/dict of them."
             ) from exc
         if multimetric and not scorers:
             raise InvalidInputError(f"scoring={scoring!r} names no metric.")
-        if multimetric and self.refit is not False and not (
-            callable(self.refit) or (isinstance(self.refit, str) and self.refit in scorers)
+        if (
+            multimetric
+            and self.refit is not False
+            and not (
+                callable(self.refit)
+                or (isinstance(self.refit, str) and self.refit in scorers)
+            )
         ):
             raise InvalidInputError(
                 "For multi-metric scoring, refit must be a metric name, a callable or "
@@ -349,13 +363,20 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
     def _settings(self, net) -> Settings:
         warmup = max(1, net.max_epochs // 3) if self.warmup == "auto" else self.warmup
         return Settings(
-            method=self.method, solver_max_iter=self.solver_max_iter,
-            solver_damping=self.solver_damping, solver_alpha=self.solver_alpha,
-            hyper_optimizer=self.hyper_optimizer, hyper_lr=self.hyper_lr,
-            hyper_interval=self.hyper_interval, warmup=warmup,
-            hyper_batch_size=self.hyper_batch_size, average_last=self.average_last,
-            error_score=self.error_score, scorers=self._scorers,
-            return_train_score=self.return_train_score, verbose=self.verbose,
+            method=self.method,
+            solver_max_iter=self.solver_max_iter,
+            solver_damping=self.solver_damping,
+            solver_alpha=self.solver_alpha,
+            hyper_optimizer=self.hyper_optimizer,
+            hyper_lr=self.hyper_lr,
+            hyper_interval=self.hyper_interval,
+            warmup=warmup,
+            hyper_batch_size=self.hyper_batch_size,
+            average_last=self.average_last,
+            error_score=self.error_score,
+            scorers=self._scorers,
+            return_train_score=self.return_train_score,
+            verbose=self.verbose,
             cast_inputs=self.cast_inputs,
         )
 
@@ -375,8 +396,16 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         fold_params = [_index_params(net_params, train, len(X)) for train, _ in splits]
         return Parallel(n_jobs=self.n_jobs)(
             delayed(run_start)(
-                self.estimator, step, specs, X, y, splits, settings, seeds[i],
-                starts[i], fold_params,
+                self.estimator,
+                step,
+                specs,
+                X,
+                y,
+                splits,
+                settings,
+                seeds[i],
+                starts[i],
+                fold_params,
             )
             for i in range(self.n_starts)
         )
@@ -391,8 +420,12 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
             self.best_index_ = index
             self.best_params_ = results[index]["values"]
             self.path_ = self.paths_[index]
-            key = "mean_test_score" if not self.multimetric_ else (
-                f"mean_test_{self.refit}" if isinstance(self.refit, str) else None
+            key = (
+                "mean_test_score"
+                if not self.multimetric_
+                else (
+                    f"mean_test_{self.refit}" if isinstance(self.refit, str) else None
+                )
             )
             if key is not None and not callable(self.refit):
                 self.best_score_ = float(self.cv_results_[key][index])
@@ -402,7 +435,11 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
             **_refit_params(self.estimator, self.best_params_, specs, step)
         )
         start = time.perf_counter()
-        fit_params = net_params if step is None else {f"{step}__{k}": v for k, v in net_params.items()}
+        fit_params = (
+            net_params
+            if step is None
+            else {f"{step}__{k}": v for k, v in net_params.items()}
+        )
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self._refit_seed)
             estimator.fit(X, y, **fit_params)
@@ -536,8 +573,14 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
 def _index_params(params, train, n_samples):
     out = {}
     for key, value in params.items():
-        if hasattr(value, "__len__") and not isinstance(value, str | Mapping) and len(value) == n_samples:
-            out[key] = value[train] if hasattr(value, "shape") else [value[i] for i in train]
+        if (
+            hasattr(value, "__len__")
+            and not isinstance(value, str | Mapping)
+            and len(value) == n_samples
+        ):
+            out[key] = (
+                value[train] if hasattr(value, "shape") else [value[i] for i in train]
+            )
         else:
             out[key] = value
     return out
@@ -552,7 +595,9 @@ def _refit_params(estimator, best_params, specs, step):
             out[spec.name] = value
             continue
         net, _ = split_estimator(estimator)
-        callbacks = list(net.callbacks) if isinstance(net.callbacks, list | tuple) else []
+        callbacks = (
+            list(net.callbacks) if isinstance(net.callbacks, list | tuple) else []
+        )
         penalty = WeightDecayPenalty(value, granularity=spec.granularity)
         out[f"{prefix}optimizer__weight_decay"] = 0.0
         out[f"{prefix}callbacks"] = [*callbacks, ("skhypergrad_weight_decay", penalty)]
@@ -560,7 +605,9 @@ def _refit_params(estimator, best_params, specs, step):
 
 
 def _path_table(records, specs):
-    table = {k: [] for k in ("epoch", "val_loss", "hypergrad_norm", "skipped", "reason")}
+    table = {
+        k: [] for k in ("epoch", "val_loss", "hypergrad_norm", "skipped", "reason")
+    }
     table.update({s.name: [] for s in specs})
     for record in records:
         for key in ("epoch", "val_loss", "hypergrad_norm", "skipped", "reason"):

@@ -76,7 +76,8 @@ def resolve_space(param_distributions, net, step) -> list[HparamSpec]:
             "{'optimizer__weight_decay': scipy.stats.loguniform(1e-6, 1e-1)}."
         )
     return [
-        _resolve_one(name, dist, net, step) for name, dist in param_distributions.items()
+        _resolve_one(name, dist, net, step)
+        for name, dist in param_distributions.items()
     ]
 
 
@@ -125,7 +126,7 @@ def _strip_step(name, step) -> str:
             f"{step!r} can be tuned, and their names start with {prefix!r} (e.g. "
             f"'{prefix}optimizer__weight_decay'). Search other steps with GridSearchCV."
         )
-    return name[len(prefix):]
+    return name[len(prefix) :]
 
 
 def _check_optimizer(net, name) -> None:
@@ -136,5 +137,6 @@ def _check_optimizer(net, name) -> None:
             f"Cannot tune {name!r} with optimizer={optimizer_class.__name__}: AdamW "
             "decays weights outside the loss (decoupled), so the decay has no implicit "
             "hypergradient. Use optimizer=torch.optim.Adam (or SGD), whose "
-            "weight_decay is an L2 term of the loss; the tuned value then applies as is."
+            "weight_decay is an L2 term of the loss; the tuned value then applies "
+            "as is."
         )

@@ -66,7 +66,11 @@ def check_consistent_length(X, y) -> int:
 
 def check_positive_int(value, name: str, minimum: int = 1) -> int:
     """Return ``value`` as int, or raise if it is not an integer >= ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Integral)
+        or value < minimum
+    ):
         raise InvalidInputError(
             f"{name} must be an integer >= {minimum}, got {value!r}."
         )
