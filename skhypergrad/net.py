@@ -13,7 +13,11 @@ from sklearn.pipeline import Pipeline
 from skorch import NeuralNet, NeuralNetClassifier, NeuralNetRegressor
 from torch import nn
 
-from .exceptions import InvalidHyperparameterError, UnsupportedEstimatorError
+from .exceptions import (
+    InvalidHyperparameterError,
+    InvalidInputError,
+    UnsupportedEstimatorError,
+)
 
 # Temperature of the concrete relaxation: small enough that masks are nearly
 # binary, large enough that the rate keeps a usable gradient (Gal et al., 2017).
@@ -239,8 +243,15 @@ def cast_y(y, net):
     y = np.asarray(y)
     if is_classifier_net(net):
         return y.astype(np.int64) if y.dtype.kind in "iub" else y
-    if is_regressor_net(net) and y.dtype.kind in "fiub":
-        y = y.astype(np.float32)
+    if is_regressor_net(net):
+        try:
+            y = y.astype(np.float32)
+        except (TypeError, ValueError) as exc:
+            raise InvalidInputError(
+                f"Unknown label type for regression: y has dtype {y.dtype} and its "
+                f"values (e.g. {y.reshape(-1)[:3]!r}) are not numbers. Pass numeric "
+                "targets to a NeuralNetRegressor."
+            ) from exc
         return y.reshape(-1, 1) if y.ndim == 1 else y
     return y
 

@@ -127,6 +127,7 @@ def build_fold(index, estimator, step, X, y, train, test, state, settings, fit_p
         overrides["optimizer__weight_decay"] = 0.0
     net.set_params(**overrides)
     net.initialize()
+    _materialize_lazy(net, Xt_tr)
     net.skhypergrad_layout_ = parameter_layout(net.module_)
     relaxed = {}
     values = state.values()
@@ -149,6 +150,20 @@ def build_fold(index, estimator, step, X, y, train, test, state, settings, fit_p
     fold = Fold(index, est, net, data, relaxed)
     fold.fit_time = time.perf_counter() - start
     return fold
+
+
+@torch.no_grad()
+def _materialize_lazy(net, X):
+    """Give lazy modules (``nn.LazyLinear``...) their shapes with a dry forward.
+
+    Their parameters are materialised in place, so the optimizer that skorch
+    already built keeps pointing at them.
+    """
+    lazy = torch.nn.parameter.UninitializedParameter
+    if any(isinstance(p, lazy) for p in net.module_.parameters()):
+        net.module_.eval()
+        net.infer(torch.as_tensor(np.asarray(_take(X, np.arange(min(2, len(X)))))))
+        net.module_.train()
 
 
 def _net_input(Xt, settings, pre):

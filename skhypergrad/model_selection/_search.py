@@ -12,6 +12,8 @@ from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
 from sklearn.metrics import check_scoring, get_scorer
 from sklearn.model_selection import check_cv
+from sklearn.pipeline import Pipeline
+from sklearn.utils import check_array
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -291,18 +293,30 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         return self
 
     def _check_data(self, X, y, net):
+        X = self._as_input(X)
+        if y is not None:
+            y = np.asarray(
+                check_array(y, ensure_2d=False, dtype=None, ensure_all_finite=False)
+            )
+            check_finite(y, "y")
         check_consistent_length(X, y)
         validate_data(self, X, reset=True, skip_check_array=True)
-        check_finite(X, "X")
-        if y is not None:
-            check_finite(y, "y")
-        self._target_was_1d = y is not None and np.ndim(y) == 1
+        self._target_was_1d = y is not None and y.ndim == 1
         if not self.cast_inputs:
             return X, y
-        X = cast_X(X)
-        if isinstance(X, np.ndarray) and X.dtype.kind in "iu":
-            X = X.astype(np.float32)
-        return X, cast_y(y, net)
+        return _cast_features(X), cast_y(y, net)
+
+    def _as_input(self, X):
+        # A bare net needs a numeric array; a Pipeline may start with steps that
+        # take anything (text, DataFrames), so only its length and values are
+        # checked here.
+        if not isinstance(self.estimator, Pipeline):
+            X = check_array(
+                X, accept_sparse=False, dtype="numeric", ensure_all_finite=False,
+                allow_nd=True,
+            )
+        check_finite(X, "X")
+        return X
 
     def _net_fit_params(self, params, step):
         if step is None:
@@ -449,13 +463,9 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
     # ------------------------------------------------------- delegation
     def _prepare(self, X):
         check_is_fitted(self, "best_estimator_")
+        X = self._as_input(X)
         validate_data(self, X, reset=False, skip_check_array=True)
-        if not self.cast_inputs:
-            return X
-        X = cast_X(X)
-        if isinstance(X, np.ndarray) and X.dtype.kind in "iu":
-            X = X.astype(np.float32)
-        return X
+        return _cast_features(X) if self.cast_inputs else X
 
     @available_if(_estimator_has("predict"))
     def predict(self, X):
@@ -469,9 +479,13 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         -------
         y_pred : ndarray
         """
-        y_pred = self.best_estimator_.predict(self._prepare(X))
+        X = self._prepare(X)
+        y_pred = self.best_estimator_.predict(X)
         if self._target_was_1d and np.ndim(y_pred) == 2 and y_pred.shape[1] == 1:
-            return y_pred.ravel()
+            y_pred = y_pred.ravel()
+        if self.cast_inputs and getattr(y_pred, "dtype", None) == np.float32:
+            # Back to scikit-learn's default precision at the search's boundary.
+            y_pred = y_pred.astype(np.float64)
         return y_pred
 
     @available_if(_estimator_has("predict_proba"))
@@ -486,7 +500,8 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         -------
         proba : ndarray of shape (n_samples, n_classes)
         """
-        return self.best_estimator_.predict_proba(self._prepare(X))
+        X = self._prepare(X)
+        return self.best_estimator_.predict_proba(X)
 
     @available_if(_estimator_has("predict_log_proba"))
     def predict_log_proba(self, X):
@@ -500,7 +515,8 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         -------
         log_proba : ndarray of shape (n_samples, n_classes)
         """
-        return self.best_estimator_.predict_log_proba(self._prepare(X))
+        X = self._prepare(X)
+        return self.best_estimator_.predict_log_proba(X)
 
     @available_if(_estimator_has("decision_function"))
     def decision_function(self, X):
@@ -514,7 +530,8 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         -------
         scores : ndarray
         """
-        return self.best_estimator_.decision_function(self._prepare(X))
+        X = self._prepare(X)
+        return self.best_estimator_.decision_function(X)
 
     @available_if(_estimator_has("transform"))
     def transform(self, X):
@@ -528,7 +545,8 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         -------
         Xt : ndarray
         """
-        return self.best_estimator_.transform(self._prepare(X))
+        X = self._prepare(X)
+        return self.best_estimator_.transform(X)
 
     def score(self, X, y=None):
         """Score ``best_estimator_`` with ``scorer_`` (the refit metric if several).
@@ -567,7 +585,16 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         tags.regressor_tags = sub.regressor_tags
         tags.input_tags.pairwise = sub.input_tags.pairwise
         tags.input_tags.sparse = False
+        # skorch modules can emit several outputs per sample.
+        tags.target_tags.multi_output = sub.estimator_type == "regressor"
         return tags
+
+
+def _cast_features(X):
+    X = cast_X(X)
+    if isinstance(X, np.ndarray) and X.dtype.kind in "iub":
+        return X.astype(np.float32)
+    return X
 
 
 def _index_params(params, train, n_samples):

@@ -1,0 +1,587 @@
+"""HypergradSearchCV against scikit-learn's search API, on tiny skorch networks."""
+
+import pickle
+import re
+
+import joblib
+import numpy as np
+import pytest
+import torch
+from scipy.stats import loguniform, randint, uniform
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score, log_loss
+from sklearn.model_selection import (
+    GridSearchCV,
+    GroupKFold,
+    LeaveOneGroupOut,
+    cross_val_score,
+    cross_validate,
+)
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from skorch.callbacks import Callback, EpochScoring
+
+from skhypergrad import (
+    HypergradSearchCV,
+    PerLayer,
+    PerParameter,
+    Real,
+    WeightDecayPenalty,
+)
+from skhypergrad.exceptions import (
+    InvalidHyperparameterError,
+    InvalidInputError,
+    UnsupportedEstimatorError,
+)
+
+from .conftest import N_LAYERS, N_WEIGHTS
+
+WEIGHT_DECAY = Real(1e-5, 1e-1, log=True)
+DROPOUT = Real(0.0, 0.5)
+SPACE = {"optimizer__weight_decay": WEIGHT_DECAY, "module__dropout": DROPOUT}
+BOUNDS = {"optimizer__weight_decay": WEIGHT_DECAY, "module__dropout": DROPOUT}
+MAX_EPOCHS = 6
+
+
+def _search(estimator, space=None, **kwargs):
+    """A fast, seeded search over ``SPACE`` unless told otherwise.
+
+    ``method="identity"`` because the default ``"cg"`` meets negative curvature
+    on these barely trained non-convex nets and skips every hyper-step, so the
+    values would never move and the path tests would check nothing.
+    """
+    params = {"cv": 2, "method": "identity", "random_state": 0, "error_score": "raise"}
+    params.update(kwargs)
+    return HypergradSearchCV(estimator, SPACE if space is None else space, **params)
+
+
+def _as_float32(X, y):
+    """What skorch needs when it is fitted without the search's casting."""
+    return X.astype(np.float32), y.astype(np.int64)
+
+
+@pytest.fixture(scope="module")
+def fitted_search(classification_data, make_classifier):
+    """Two starting points over weight decay and dropout, train scores included."""
+    X, y = classification_data
+    search = _search(make_classifier(), cv=3, n_starts=2, return_train_score=True)
+    return search.fit(X, y)
+
+
+# ---------------------------------------------------------------- fitted state
+def test_cv_results_has_grid_search_cv_keys(fitted_search, classification_data):
+    pd = pytest.importorskip("pandas")
+    X, y = classification_data
+    grid = GridSearchCV(
+        clone(fitted_search.estimator),
+        {"optimizer__weight_decay": [1e-3], "module__dropout": [0.2]},
+        cv=3,
+        return_train_score=True,
+        refit=False,
+    ).fit(*_as_float32(X, y))
+    results = fitted_search.cv_results_
+
+    assert set(grid.cv_results_) <= set(results)
+    for k in range(3):
+        assert f"split{k}_test_score" in results
+        assert f"split{k}_train_score" in results
+    frame = pd.DataFrame(results)
+    assert len(frame) == 2
+    assert frame["rank_test_score"].min() == 1
+    assert np.isfinite(frame["mean_test_score"]).all()
+
+
+def test_cv_results_has_no_train_keys_by_default(classification_data, make_classifier):
+    search = _search(make_classifier(max_epochs=2)).fit(*classification_data)
+
+    assert not any("train" in key for key in search.cv_results_)
+    assert "split1_test_score" in search.cv_results_
+
+
+def test_best_params_are_python_floats_inside_bounds(fitted_search):
+    best = fitted_search.best_params_
+
+    assert set(best) == set(SPACE)
+    for name, value in best.items():
+        assert type(value) is float
+        assert not np.isnan(value)
+        assert BOUNDS[name].low <= value <= BOUNDS[name].high
+    assert fitted_search.cv_results_["params"][fitted_search.best_index_] == best
+
+
+def test_best_params_accepted_by_cloned_estimator(fitted_search, classification_data):
+    net = clone(fitted_search.estimator).set_params(**fitted_search.best_params_)
+
+    for name, value in fitted_search.best_params_.items():
+        assert net.get_params()[name] == value
+    net.fit(*_as_float32(*classification_data))
+
+
+def test_search_fit_sets_fitted_attributes(fitted_search, classification_data):
+    X, y = classification_data
+    search = fitted_search
+
+    assert search.best_estimator_ is not None
+    assert 0.0 <= search.best_score_ <= 1.0
+    assert search.best_score_ == search.cv_results_["mean_test_score"][search.best_index_]
+    assert search.best_index_ in (0, 1)
+    assert callable(search.scorer_)
+    assert search.n_splits_ == 3
+    assert search.refit_time_ > 0
+    assert search.multimetric_ is False
+    np.testing.assert_array_equal(search.classes_, np.unique(y))
+    assert search.n_features_in_ == X.shape[1]
+    n_steps = len(search.path_["epoch"])
+    assert n_steps > 0
+    for key in ("val_loss", "hypergrad_norm", *SPACE):
+        assert isinstance(search.path_[key], list)
+        assert len(search.path_[key]) == n_steps
+    assert np.isfinite(search.path_["val_loss"]).all()
+    assert len(search.paths_) == 2
+
+
+def test_search_predict_methods_use_best_estimator(fitted_search, classification_data):
+    X, y = classification_data
+
+    y_pred = fitted_search.predict(X)
+    proba = fitted_search.predict_proba(X)
+
+    assert y_pred.shape == y.shape
+    assert set(np.unique(y_pred)) <= set(np.unique(y))
+    assert proba.shape == (len(X), 3)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(y_pred, proba.argmax(axis=1))
+    assert fitted_search.score(X, y) == pytest.approx(accuracy_score(y, y_pred))
+
+
+# ------------------------------------------------------------------- pipelines
+def test_search_tunes_net_step_of_pipeline(classification_data, make_classifier):
+    pipe = Pipeline([("scale", StandardScaler()), ("net", make_classifier())])
+    space = {
+        "net__optimizer__weight_decay": WEIGHT_DECAY,
+        "net__module__dropout": DROPOUT,
+    }
+
+    search = _search(pipe, space).fit(*classification_data)
+
+    best = search.best_params_
+    assert set(best) == set(space)
+    net = search.best_estimator_.named_steps["net"]
+    assert net.module_.dropout.p == pytest.approx(best["net__module__dropout"])
+    weight_decay = net.optimizer_.param_groups[0]["weight_decay"]
+    assert weight_decay == pytest.approx(best["net__optimizer__weight_decay"])
+    assert search.predict(classification_data[0]).shape == (120,)
+
+
+def test_search_works_as_pipeline_step(classification_data, make_classifier):
+    X, y = classification_data
+    pipe = Pipeline(
+        [("scale", StandardScaler()), ("search", _search(make_classifier()))]
+    )
+
+    pipe.fit(X, y)
+
+    assert pipe.predict(X).shape == y.shape
+    np.testing.assert_allclose(pipe.predict_proba(X).sum(axis=1), 1.0, rtol=1e-5)
+    assert 0.0 <= pipe.score(X, y) <= 1.0
+
+
+def test_search_nested_cross_validation(classification_data, make_classifier):
+    X, y = classification_data
+    search = _search(make_classifier(max_epochs=3))
+
+    scores = cross_val_score(search, X, y, cv=2, error_score="raise")
+    results = cross_validate(
+        search,
+        X,
+        y,
+        cv=2,
+        scoring=["accuracy", "neg_log_loss"],
+        return_estimator=True,
+        error_score="raise",
+    )
+
+    assert scores.shape == (2,)
+    assert np.all((scores >= 0) & (scores <= 1))
+    assert np.isfinite(results["test_accuracy"]).all()
+    assert np.all(results["test_neg_log_loss"] <= 0)
+    for fitted in results["estimator"]:
+        assert set(fitted.best_params_) == set(SPACE)
+
+
+# ------------------------------------------------------- clone, params, pickle
+def test_clone_keeps_constructor_arguments(make_classifier):
+    search = _search(make_classifier(), n_starts=2, hyper_lr=0.1, cv=3)
+
+    cloned = clone(search)
+
+    params = search.get_params(deep=False)
+    cloned_params = cloned.get_params(deep=False)
+    assert cloned_params.keys() == params.keys()
+    assert cloned.estimator is not search.estimator
+    assert cloned.estimator.get_params() == search.estimator.get_params()
+    for name in set(params) - {"estimator"}:
+        assert cloned_params[name] == params[name], name
+
+
+def test_get_params_set_params_round_trip(make_classifier):
+    search = _search(make_classifier())
+
+    rebuilt = HypergradSearchCV(**search.get_params(deep=False))
+    search.set_params(
+        cv=3, method="exact", estimator__lr=0.05, estimator__module__dropout=0.1
+    )
+
+    assert rebuilt.get_params(deep=False) == {
+        **search.get_params(deep=False),
+        "cv": 2,
+        "method": "identity",
+    }
+    params = search.get_params()
+    assert params["cv"] == 3
+    assert params["method"] == "exact"
+    assert params["estimator__lr"] == 0.05
+    assert search.estimator.module__dropout == 0.1
+
+
+@pytest.mark.parametrize("backend", ["pickle", "joblib"])
+def test_fitted_search_pickles_with_identical_predictions(
+    fitted_search, classification_data, backend, tmp_path
+):
+    X, _ = classification_data
+    if backend == "pickle":
+        restored = pickle.loads(pickle.dumps(fitted_search))
+    else:
+        joblib.dump(fitted_search, tmp_path / "search.joblib")
+        restored = joblib.load(tmp_path / "search.joblib")
+
+    np.testing.assert_array_equal(restored.predict(X), fitted_search.predict(X))
+    np.testing.assert_array_equal(
+        restored.predict_proba(X), fitted_search.predict_proba(X)
+    )
+    assert restored.best_params_ == fitted_search.best_params_
+
+
+# ------------------------------------------------------------- reproducibility
+def test_same_random_state_repeats_search(classification_data, make_classifier):
+    X, y = classification_data
+
+    first = _search(make_classifier(), random_state=3).fit(X, y)
+    second = _search(make_classifier(), random_state=3).fit(X, y)
+
+    assert first.best_params_ == second.best_params_
+    np.testing.assert_equal(first.path_, second.path_)
+    # The path must have moved for the comparison to mean anything.
+    assert not all(first.path_["skipped"])
+    assert len(set(first.path_["optimizer__weight_decay"])) > 1
+    np.testing.assert_array_equal(first.predict_proba(X), second.predict_proba(X))
+
+
+def test_n_jobs_gives_same_best_params(classification_data, make_classifier):
+    X, y = classification_data
+    space = {"optimizer__weight_decay": WEIGHT_DECAY}
+    net = make_classifier(max_epochs=4)
+
+    serial = _search(net, space, n_starts=2, n_jobs=1).fit(X, y)
+    parallel = _search(net, space, n_starts=2, n_jobs=2).fit(X, y)
+
+    assert parallel.best_index_ == serial.best_index_
+    for name, value in serial.best_params_.items():
+        assert parallel.best_params_[name] == pytest.approx(value, rel=1e-6)
+    for left, right in zip(serial.cv_results_["params"], parallel.cv_results_["params"]):
+        assert left.keys() == right.keys()
+        for name in left:
+            assert right[name] == pytest.approx(left[name], rel=1e-6)
+
+
+# ---------------------------------------------------------- vector weight decay
+@pytest.mark.parametrize(
+    ("wrapper", "size"),
+    [(PerLayer, N_LAYERS), (PerParameter, N_WEIGHTS)],
+    ids=["PerLayer", "PerParameter"],
+)
+def test_vector_weight_decay_gives_arrays_and_penalised_refit(
+    classification_data, make_classifier, wrapper, size
+):
+    X, y = classification_data
+    space = {"optimizer__weight_decay": wrapper(loguniform(1e-5, 1e-1))}
+
+    search = _search(make_classifier(), space).fit(X, y)
+
+    value = search.best_params_["optimizer__weight_decay"]
+    assert isinstance(value, np.ndarray)
+    assert value.shape == (size,)
+    assert np.all((value >= 1e-5) & (value <= 1e-1))
+    best = search.best_estimator_
+    penalties = [cb for _, cb in best.callbacks_ if isinstance(cb, WeightDecayPenalty)]
+    assert len(penalties) == 1
+    np.testing.assert_array_equal(penalties[0].values, value)
+    proba = search.predict_proba(X)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+
+    restored = pickle.loads(pickle.dumps(best))
+    np.testing.assert_array_equal(restored.predict_proba(X.astype(np.float32)), proba)
+    refit = clone(best).fit(*_as_float32(X, y))
+    assert any(isinstance(cb, WeightDecayPenalty) for _, cb in refit.callbacks_)
+    assert refit.predict(X.astype(np.float32)).shape == y.shape
+
+
+# ------------------------------------------------------------------- scoring
+@pytest.mark.parametrize(
+    "scoring",
+    [["accuracy", "neg_log_loss"], {"accuracy": "accuracy", "nll": "neg_log_loss"}],
+    ids=["list", "dict"],
+)
+def test_multimetric_scoring_refits_named_metric(
+    classification_data, make_classifier, scoring
+):
+    X, y = classification_data
+    other = "neg_log_loss" if isinstance(scoring, list) else "nll"
+
+    search = _search(make_classifier(), scoring=scoring, refit="accuracy", n_starts=2)
+    search.fit(X, y)
+
+    results = search.cv_results_
+    for name in ("accuracy", other):
+        for key in ("mean_test_", "std_test_", "rank_test_", "split0_test_"):
+            assert key + name in results
+    assert "mean_test_score" not in results
+    assert search.multimetric_ is True
+    assert set(search.scorer_) == {"accuracy", other}
+    assert search.best_index_ == int(np.argmin(results["rank_test_accuracy"]))
+    assert search.best_score_ == results["mean_test_accuracy"][search.best_index_]
+    assert search.score(X, y) == pytest.approx(accuracy_score(y, search.predict(X)))
+
+
+def test_multimetric_refit_false_leaves_no_best(classification_data, make_classifier):
+    X, y = classification_data
+    search = _search(
+        make_classifier(max_epochs=3), scoring=["accuracy", "neg_log_loss"], refit=False
+    )
+
+    search.fit(X, y)
+
+    assert "mean_test_neg_log_loss" in search.cv_results_
+    for name in ("best_estimator_", "best_params_", "best_index_", "best_score_"):
+        assert not hasattr(search, name)
+    with pytest.raises(NotFittedError):
+        search.predict(X)
+
+
+def test_refit_false_keeps_best_params_without_estimator(
+    classification_data, make_classifier
+):
+    X, y = classification_data
+
+    search = _search(make_classifier(max_epochs=3), refit=False).fit(X, y)
+
+    assert set(search.best_params_) == set(SPACE)
+    assert not hasattr(search, "best_estimator_")
+    assert not hasattr(search, "refit_time_")
+    with pytest.raises(NotFittedError):
+        search.predict(X)
+
+
+def test_refit_callable_chooses_best_index(classification_data, make_classifier):
+    X, y = classification_data
+    seen = []
+
+    def choose_last(cv_results):
+        seen.append(cv_results)
+        return len(cv_results["params"]) - 1
+
+    search = _search(make_classifier(max_epochs=3), refit=choose_last, n_starts=2)
+    search.fit(X, y)
+
+    assert len(seen) == 1
+    assert "mean_test_score" in seen[0]
+    assert search.best_index_ == 1
+    assert search.best_params_ == search.cv_results_["params"][1]
+    assert hasattr(search, "best_estimator_")
+    assert search.predict(X).shape == y.shape
+
+
+def test_neg_log_loss_scoring_scores_probabilities(
+    classification_data, make_classifier
+):
+    X, y = classification_data
+
+    search = _search(make_classifier(), scoring="neg_log_loss").fit(X, y)
+
+    assert search.best_score_ < 0
+    assert np.all(search.cv_results_["mean_test_score"] < 0)
+    expected = -log_loss(y, search.predict_proba(X))
+    assert search.score(X, y) == pytest.approx(expected, rel=1e-4)
+
+
+# ------------------------------------------------------- groups and callbacks
+def test_fit_groups_reach_splitter(classification_data, make_classifier):
+    X, y = classification_data
+    groups = np.arange(len(X)) % 3
+    net = make_classifier(max_epochs=2)
+
+    search = _search(net, cv=LeaveOneGroupOut()).fit(X, y, groups=groups)
+
+    assert search.n_splits_ == 3
+    with pytest.raises(ValueError, match="groups"):
+        _search(net, cv=GroupKFold(n_splits=2)).fit(X, y)
+
+
+class EpochCounter(Callback):
+    """Counts ``on_epoch_end`` calls over every copy (class attribute)."""
+
+    calls = 0
+
+    def on_epoch_end(self, net, **kwargs):
+        type(self).calls += 1
+
+
+def test_user_callbacks_run_during_search(classification_data, make_classifier):
+    X, y = classification_data
+    EpochCounter.calls = 0
+    net = make_classifier(
+        callbacks=[
+            ("counter", EpochCounter()),
+            ("train_acc", EpochScoring("accuracy", on_train=True, name="train_acc")),
+        ]
+    )
+
+    search = _search(net, cv=2).fit(X, y)
+
+    # Two split networks and the refit network each train MAX_EPOCHS epochs.
+    assert EpochCounter.calls == 3 * MAX_EPOCHS
+    history = search.best_estimator_.history
+    assert len(history) == MAX_EPOCHS
+    assert all(0.0 <= score <= 1.0 for score in history[:, "train_acc"])
+
+
+# --------------------------------------------------------------- bad inputs
+@pytest.mark.parametrize(
+    ("space", "match"),
+    [
+        ({"optimizer__weight_decay": [1e-4, 1e-3]}, "list of values.*GridSearchCV"),
+        ({"optimizer__weight_decay": randint(1, 10)}, "discrete distribution"),
+        ({"module__hidden": randint(8, 32)}, "discrete distribution"),
+        ({"module__hidden": Real(8, 32)}, "'module__hidden' as a dropout rate"),
+        ({"optimizer__weight_decay": Real(1.0, 0.1)}, "need low < high"),
+        ({"optimizer__weight_decay": Real(0.0, 1.0, log=True)}, "low must be > 0"),
+        ({"criterion__weight": Real(0.1, 1.0)}, "not a hyperparameter of the training"),
+        ({"optimizer__weight_decay": 1e-3}, "single value"),
+        ({}, "non-empty dict"),
+    ],
+    ids=[
+        "list",
+        "randint",
+        "module_randint",
+        "module_without_dropout",
+        "low_above_high",
+        "log_with_zero_low",
+        "unsupported_name",
+        "single_value",
+        "empty",
+    ],
+)
+def test_search_rejects_untunable_space(
+    classification_data, make_classifier, space, match
+):
+    search = _search(make_classifier(), space)
+
+    with pytest.raises(InvalidHyperparameterError, match=match):
+        search.fit(*classification_data)
+
+
+@pytest.mark.parametrize(
+    "name", ["lr", "max_epochs", "batch_size", "optimizer__momentum"]
+)
+def test_search_rejects_optimizer_only_settings(
+    classification_data, make_classifier, name
+):
+    search = _search(make_classifier(), {name: loguniform(1e-3, 1e-1)})
+
+    match = rf"Cannot tune '{name}' .*with implicit differentiation.*zero"
+    with pytest.raises(InvalidHyperparameterError, match=match):
+        search.fit(*classification_data)
+
+
+def test_search_rejects_other_pipeline_steps(classification_data, make_classifier):
+    pipe = Pipeline([("scale", StandardScaler()), ("net", make_classifier())])
+    space = {"scale__with_std": uniform(0, 1)}
+
+    with pytest.raises(InvalidHyperparameterError, match="start with 'net__'"):
+        _search(pipe, space).fit(*classification_data)
+
+
+def test_search_rejects_adamw_weight_decay(classification_data, make_classifier):
+    net = make_classifier(optimizer=torch.optim.AdamW)
+
+    with pytest.raises(InvalidHyperparameterError, match="AdamW decays weights"):
+        _search(net, {"optimizer__weight_decay": WEIGHT_DECAY}).fit(
+            *classification_data
+        )
+
+
+@pytest.mark.parametrize(
+    "estimator",
+    [
+        LogisticRegression(),
+        Pipeline([("scale", StandardScaler()), ("clf", LogisticRegression())]),
+    ],
+    ids=["LogisticRegression", "Pipeline"],
+)
+def test_search_rejects_non_skorch_estimator(classification_data, estimator):
+    search = _search(estimator, {"C": loguniform(1e-2, 1e2)})
+
+    with pytest.raises(UnsupportedEstimatorError, match="tunes skorch networks"):
+        search.fit(*classification_data)
+
+
+def _with_value(array, value):
+    out = array.astype(float)
+    out[3] = value
+    return out
+
+
+@pytest.mark.parametrize(
+    ("corrupt", "match"),
+    [
+        (lambda X, y: (_with_value(X, np.nan), y), "Input X contains NaN or infinity"),
+        (lambda X, y: (_with_value(X, np.inf), y), "Input X contains NaN or infinity"),
+        (lambda X, y: (X, _with_value(y, np.nan)), "Input y contains NaN or infinity"),
+        (lambda X, y: (X, y[:-1]), re.escape("X has 120, y has 119")),
+    ],
+    ids=["nan_X", "inf_X", "nan_y", "lengths"],
+)
+def test_search_rejects_bad_data(classification_data, make_classifier, corrupt, match):
+    X, y = corrupt(*classification_data)
+
+    with pytest.raises(InvalidInputError, match=match):
+        _search(make_classifier()).fit(X, y)
+
+
+@pytest.mark.parametrize(
+    "scoring", ["not_a_metric", ["accuracy", "not_a_metric"]], ids=["str", "list"]
+)
+def test_search_rejects_unknown_scorer(classification_data, make_classifier, scoring):
+    search = _search(make_classifier(), scoring=scoring, refit=False)
+
+    with pytest.raises(InvalidInputError, match="not_a_metric.*is not usable"):
+        search.fit(*classification_data)
+
+
+# ------------------------------------------------------------------ regression
+def test_regressor_with_1d_float64_target(regression_data, make_regressor):
+    X, y = regression_data
+    assert y.dtype == np.float64
+    assert y.ndim == 1
+
+    search = _search(make_regressor()).fit(X, y)
+
+    y_pred = search.predict(X)
+    assert y_pred.shape == y.shape
+    assert np.isfinite(y_pred).all()
+    assert np.isfinite(search.best_score_)
+    assert search.score(X, y) == pytest.approx(
+        1 - np.sum((y - y_pred) ** 2) / np.sum((y - y.mean()) ** 2), rel=1e-4
+    )

@@ -1,0 +1,48 @@
+"""scikit-learn's common estimator checks on HypergradSearchCV with a tiny net."""
+
+import torch
+from skorch import NeuralNetRegressor
+from sklearn.utils.estimator_checks import parametrize_with_checks
+from torch import nn
+
+from skhypergrad import HypergradSearchCV, Real
+
+
+class TinyRegressor(nn.Module):
+    """Dropout then a lazy linear layer: fits any number of input features."""
+
+    def __init__(self, dropout=0.1):
+        super().__init__()
+        self.drop = nn.Dropout(dropout)
+        self.linear = nn.LazyLinear(1)
+
+    def forward(self, X):
+        return self.linear(self.drop(X))
+
+
+def make_search():
+    net = NeuralNetRegressor(
+        TinyRegressor, optimizer=torch.optim.Adam, lr=0.05, max_epochs=4,
+        train_split=None, verbose=0,
+    )
+    space = {
+        "optimizer__weight_decay": Real(1e-4, 1e-1, log=True),
+        "module__dropout": Real(0.0, 0.5),
+    }
+    return HypergradSearchCV(net, space, cv=2, random_state=0)
+
+
+# Listed once, with the reason, as scikit-learn does for its own searches.
+EXPECTED_FAILED_CHECKS = {
+    "check_regressors_no_decision_function": (
+        "skorch's NeuralNetRegressor inherits predict_proba from NeuralNet, and the "
+        "search delegates every method its estimator has, as GridSearchCV does."
+    ),
+}
+
+
+@parametrize_with_checks(
+    [make_search()], expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS
+)
+def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)
