@@ -53,6 +53,7 @@ def hypergradient(
     power_iter: int = 10,
     x0: TensorList | None = None,
     generator: torch.Generator | None = None,
+    solver_options: dict | None = None,
     return_info: bool = False,
 ):
     """Gradient of the outer loss at the inner optimum with respect to ``hparams``.
@@ -92,6 +93,9 @@ def hypergradient(
         Warm start for ``cg``.
     generator : torch.Generator, optional
         Randomness of the power iteration.
+    solver_options : dict, optional
+        Extra keyword arguments of the solver, e.g.
+        ``{"negative_curvature": "stop", "warn": False}`` for ``cg``.
     return_info : bool, default=False
         Also return a :class:`HypergradInfo`.
 
@@ -150,7 +154,8 @@ def hypergradient(
             if alpha == "auto"
             else alpha
         )
-    ihvp, solve_info = _solve(method, hvp, outer_w, max_iter, step, tol, x0)
+    options = dict(solver_options or {})
+    ihvp, solve_info = _solve(method, hvp, outer_w, max_iter, step, tol, x0, options)
     mixed = mixed_vjp(grads, hparams, ihvp)
     result = [(-m if d is None else d - m).detach() for d, m in zip(outer_h, mixed)]
     norm = math.sqrt(sum(float((r.double() ** 2).sum()) for r in result))
@@ -177,11 +182,11 @@ def _auto_alpha(hvp, params, power_iter, generator) -> float:
     return 1.0 / max(abs(top), 1e-12)
 
 
-def _solve(method, hvp, rhs, max_iter, alpha, tol, x0):
+def _solve(method, hvp, rhs, max_iter, alpha, tol, x0, options):
     if method == "exact":
-        return _linear_solve.exact(hvp, rhs)
+        return _linear_solve.exact(hvp, rhs, **options)
     if method == "cg":
-        return _linear_solve.cg(hvp, rhs, max_iter=max_iter, tol=tol, x0=x0)
+        return _linear_solve.cg(hvp, rhs, max_iter=max_iter, tol=tol, x0=x0, **options)
     if method == "identity":
-        return _linear_solve.identity(hvp, rhs, alpha=alpha)
-    return _linear_solve.neumann(hvp, rhs, max_iter=max_iter, alpha=alpha)
+        return _linear_solve.identity(hvp, rhs, alpha=alpha, **options)
+    return _linear_solve.neumann(hvp, rhs, max_iter=max_iter, alpha=alpha, **options)

@@ -142,6 +142,7 @@ def cg(
     tol: float = 1e-10,
     x0: TensorList | None = None,
     warn: bool = True,
+    negative_curvature: str = "raise",
 ):
     """Solve ``H q = rhs`` by conjugate gradient.
 
@@ -160,6 +161,10 @@ def cg(
         Warm start, e.g. the previous solution.
     warn : bool, default=True
         Emit :class:`SolverConvergenceWarning` when ``max_iter`` is reached.
+    negative_curvature : {"raise", "stop"}, default="raise"
+        What to do when ``d^T H d <= 0`` (an indefinite ``H``, usual for
+        networks): raise, or stop and return the iterate so far (truncated CG,
+        as in Newton-CG; a first step uses ``|d^T H d|``).
 
     Returns
     -------
@@ -171,9 +176,13 @@ def cg(
     Raises
     ------
     SolverDivergedError
-        If the curvature along a search direction is not positive or a value
-        becomes non-finite.
+        If a value becomes non-finite, or the curvature along a search
+        direction is not positive and ``negative_curvature="raise"``.
     """
+    if negative_curvature not in ("raise", "stop"):
+        raise ValueError(
+            f"negative_curvature must be 'raise' or 'stop', got {negative_curvature!r}."
+        )
     rhs = [r.detach() for r in rhs]
     rhs_norm = max(_norm(rhs), 1e-300)
     if x0 is None:
@@ -198,6 +207,11 @@ def cg(
         n_iter += 1
         hd = hvp(direction)
         curvature = float(_dot(direction, hd))
+        if negative_curvature == "stop" and math.isfinite(curvature) and curvature <= 0:
+            if n_iter == 1:
+                step = rr / max(abs(curvature), 1e-30)
+                x = [a + step * d for a, d in zip(x, direction)]
+            return x, SolveInfo("cg", n_iter, math.sqrt(rr) / rhs_norm, False)
         if not math.isfinite(curvature) or curvature <= 0:
             raise _diverged(
                 "cg",

@@ -246,6 +246,7 @@ def fold_hypergradient(fold, state, settings, generator):
             max_iter=settings.solver_max_iter,
             alpha=settings.solver_alpha,
             damping=settings.solver_damping,
+            solver_options=_solver_options(settings.method),
             return_info=True,
         )
     finally:
@@ -253,6 +254,12 @@ def fold_hypergradient(fold, state, settings, generator):
         module.train()
         _set_rates(fold, {k: v.detach() for k, v in state.values(dtype=dtype).items()})
         net.optimizer_.zero_grad(set_to_none=True)
+
+
+def _solver_options(method):
+    # Network Hessians are indefinite: truncated CG keeps the curvature seen so
+    # far instead of failing; the residual goes into the path, not a warning.
+    return {"negative_curvature": "stop", "warn": False} if method == "cg" else {}
 
 
 def _set_rates(fold, values):

@@ -312,7 +312,10 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         # checked here.
         if not isinstance(self.estimator, Pipeline):
             X = check_array(
-                X, accept_sparse=False, dtype="numeric", ensure_all_finite=False,
+                X,
+                accept_sparse=False,
+                dtype="numeric",
+                ensure_all_finite=False,
                 allow_nd=True,
             )
         check_finite(X, "X")

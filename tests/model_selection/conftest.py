@@ -31,6 +31,15 @@ N_LAYERS = 2
 N_WEIGHTS = N_FEATURES * HIDDEN + HIDDEN + HIDDEN * N_CLASSES + N_CLASSES
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread():
+    """Train on one thread: tiny nets gain nothing from more, and CI shares cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _net_kwargs(**overrides):
     kwargs = {
         "optimizer": torch.optim.Adam,

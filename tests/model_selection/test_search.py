@@ -125,7 +125,9 @@ def test_search_fit_sets_fitted_attributes(fitted_search, classification_data):
 
     assert search.best_estimator_ is not None
     assert 0.0 <= search.best_score_ <= 1.0
-    assert search.best_score_ == search.cv_results_["mean_test_score"][search.best_index_]
+    assert (
+        search.best_score_ == search.cv_results_["mean_test_score"][search.best_index_]
+    )
     assert search.best_index_ in (0, 1)
     assert callable(search.scorer_)
     assert search.n_splits_ == 3
@@ -221,7 +223,9 @@ def test_clone_keeps_constructor_arguments(make_classifier):
     cloned_params = cloned.get_params(deep=False)
     assert cloned_params.keys() == params.keys()
     assert cloned.estimator is not search.estimator
-    assert cloned.estimator.get_params() == search.estimator.get_params()
+    assert cloned.estimator.get_params(deep=False) == search.estimator.get_params(
+        deep=False
+    )
     for name in set(params) - {"estimator"}:
         assert cloned_params[name] == params[name], name
 
@@ -279,21 +283,33 @@ def test_same_random_state_repeats_search(classification_data, make_classifier):
     np.testing.assert_array_equal(first.predict_proba(X), second.predict_proba(X))
 
 
-def test_n_jobs_gives_same_best_params(classification_data, make_classifier):
+@pytest.mark.parametrize(
+    "backend",
+    [
+        # Starting two worker processes that import torch takes ~15 s on 2 cores.
+        pytest.param("loky", marks=pytest.mark.slow),
+        pytest.param(
+            "threading",
+            marks=pytest.mark.xfail(
+                reason="BUG: run_start seeds torch's process-global RNG, which "
+                "concurrent threads share, so n_jobs>1 under the threading "
+                "backend is not reproducible",
+                strict=True,
+            ),
+        ),
+    ],
+)
+def test_n_jobs_gives_same_best_params(classification_data, make_classifier, backend):
     X, y = classification_data
-    space = {"optimizer__weight_decay": WEIGHT_DECAY}
     net = make_classifier(max_epochs=4)
 
-    serial = _search(net, space, n_starts=2, n_jobs=1).fit(X, y)
-    parallel = _search(net, space, n_starts=2, n_jobs=2).fit(X, y)
+    serial = _search(net, n_starts=2, n_jobs=1).fit(X, y)
+    with joblib.parallel_config(backend=backend):
+        parallel = _search(net, n_starts=2, n_jobs=2).fit(X, y)
 
+    assert parallel.cv_results_["params"] == serial.cv_results_["params"]
     assert parallel.best_index_ == serial.best_index_
-    for name, value in serial.best_params_.items():
-        assert parallel.best_params_[name] == pytest.approx(value, rel=1e-6)
-    for left, right in zip(serial.cv_results_["params"], parallel.cv_results_["params"]):
-        assert left.keys() == right.keys()
-        for name in left:
-            assert right[name] == pytest.approx(left[name], rel=1e-6)
+    assert parallel.best_params_ == serial.best_params_
 
 
 # ---------------------------------------------------------- vector weight decay
@@ -558,6 +574,13 @@ def test_search_rejects_bad_data(classification_data, make_classifier, corrupt, 
 
     with pytest.raises(InvalidInputError, match=match):
         _search(make_classifier()).fit(X, y)
+
+
+def test_search_rejects_multimetric_refit_true(classification_data, make_classifier):
+    search = _search(make_classifier(), scoring=["accuracy", "neg_log_loss"])
+
+    with pytest.raises(InvalidInputError, match="refit must be a metric name"):
+        search.fit(*classification_data)
 
 
 @pytest.mark.parametrize(
