@@ -10,12 +10,13 @@ from torch import nn
 N_FEATURES = 6
 N_CLASSES = 3
 HIDDEN = 16
+MAX_EPOCHS = 6
 
 
 class MLP(nn.Module):
     """Linear-ReLU-Dropout-Linear; module level so that nets pickle."""
 
-    def __init__(self, n_in=N_FEATURES, n_out=N_CLASSES, hidden=HIDDEN, dropout=0.2):
+    def __init__(self, n_in, n_out, hidden=HIDDEN, dropout=0.2):
         super().__init__()
         self.hidden = nn.Linear(n_in, hidden)
         self.relu = nn.ReLU()
@@ -44,7 +45,7 @@ def _net_kwargs(**overrides):
     kwargs = {
         "optimizer": torch.optim.Adam,
         "lr": 0.01,
-        "max_epochs": 6,
+        "max_epochs": MAX_EPOCHS,
         "train_split": None,
         "verbose": 0,
     }

@@ -1,0 +1,104 @@
+"""Shared pieces of the benchmark scripts: models, timing, table and JSON output."""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from skorch import NeuralNetClassifier
+from torch import nn
+
+RESULTS = Path(__file__).parent / "results"
+
+
+class MLP(nn.Module):
+    """ReLU MLP with a dropout layer after each hidden layer."""
+
+    def __init__(
+        self, n_features=64, n_classes=10, hidden=128, n_hidden=2, dropout=0.5
+    ):
+        super().__init__()
+        layers, width = [], n_features
+        for _ in range(n_hidden):
+            layers += [nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(dropout)]
+            width = hidden
+        layers.append(nn.Linear(width, n_classes))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, X):
+        return self.layers(X)
+
+
+def classifier_pipeline(n_features, n_classes, *, hidden=128, max_epochs=30, lr=1e-3):
+    """``Pipeline(StandardScaler, NeuralNetClassifier(MLP))`` with Adam."""
+    net = NeuralNetClassifier(
+        MLP,
+        module__n_features=n_features,
+        module__n_classes=n_classes,
+        module__hidden=hidden,
+        criterion=nn.CrossEntropyLoss,
+        optimizer=torch.optim.Adam,
+        lr=lr,
+        max_epochs=max_epochs,
+        batch_size=128,
+        train_split=None,
+        verbose=0,
+    )
+    return Pipeline([("scale", StandardScaler()), ("net", net)])
+
+
+def timed(fn, *args, **kwargs):
+    """Return ``(result, seconds)``."""
+    start = time.perf_counter()
+    result = fn(*args, **kwargs)
+    return result, time.perf_counter() - start
+
+
+def summarise(rows, keys, by="search"):
+    """Mean and standard deviation of ``keys`` per value of ``by``."""
+    groups = {}
+    for row in rows:
+        groups.setdefault(row[by], []).append(row)
+    out = {}
+    for name, group in groups.items():
+        out[name] = {}
+        for key in keys:
+            values = [r[key] for r in group]
+            out[name][key] = (
+                statistics.fmean(values),
+                statistics.stdev(values) if len(values) > 1 else 0.0,
+                statistics.median(values),
+            )
+    return out
+
+
+def markdown_table(summary, keys, fmt="{:.4f}"):
+    """A markdown table of ``mean ± std`` per search."""
+    lines = ["| search | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+    for name, stats in summary.items():
+        cells = [f"{fmt.format(stats[k][0])} ± {fmt.format(stats[k][1])}" for k in keys]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def save(name, payload):
+    """Write ``payload`` with the machine's description to ``results/<name>.json``."""
+    RESULTS.mkdir(exist_ok=True)
+    payload = dict(payload)
+    payload["machine"] = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "numpy": np.__version__,
+    }
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(payload, indent=2, default=float))
+    return path
