@@ -174,7 +174,8 @@ def _build_module(net, local_name, value) -> nn.Module:
     kwargs = probe.get_params_for("module")
     if isinstance(module, nn.Module):
         module = type(module)
-    return module(**kwargs)
+    with torch.random.fork_rng(devices=[]):  # leave the caller's RNG untouched
+        return module(**kwargs)
 
 
 def _no_dropout_error(name, reason):

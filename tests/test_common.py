@@ -1,8 +1,8 @@
 """scikit-learn's common estimator checks on HypergradSearchCV with a tiny net."""
 
 import torch
-from skorch import NeuralNetRegressor
 from sklearn.utils.estimator_checks import parametrize_with_checks
+from skorch import NeuralNetRegressor
 from torch import nn
 
 from skhypergrad import HypergradSearchCV, Real
@@ -22,8 +22,12 @@ class TinyRegressor(nn.Module):
 
 def make_search():
     net = NeuralNetRegressor(
-        TinyRegressor, optimizer=torch.optim.Adam, lr=0.05, max_epochs=4,
-        train_split=None, verbose=0,
+        TinyRegressor,
+        optimizer=torch.optim.Adam,
+        lr=0.05,
+        max_epochs=4,
+        train_split=None,
+        verbose=0,
     )
     space = {
         "optimizer__weight_decay": Real(1e-4, 1e-1, log=True),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from ..penalties import (
 )
 
 logger = logging.getLogger("skhypergrad")
+_GLOBAL_RNG_LOCK = threading.Lock()
 HOOKS_NAME = "skhypergrad_hooks"
 
 
@@ -368,7 +370,9 @@ def run_start(estimator, step, specs, X, y, splits, settings, seed, start, fit_p
     -------
     result : dict
     """
-    with torch.random.fork_rng(devices=[]):
+    # torch's global generator (weight init, shuffling, dropout masks) is
+    # process-wide: starts sharing a process under a thread backend take turns.
+    with _GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         generator = torch.Generator().manual_seed(seed)
         raw = [

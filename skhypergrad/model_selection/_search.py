@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numbers
 import time
+import warnings
 from collections.abc import Mapping
 
 import numpy as np
@@ -18,7 +19,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..callbacks import WeightDecayPenalty
-from ..exceptions import InvalidInputError
+from ..exceptions import HyperstepSkippedWarning, InvalidInputError
 from ..net import cast_X, cast_y, split_estimator
 from ..utils._random import generator, spawn_seeds
 from ..utils._validation import (
@@ -288,6 +289,7 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         splits, cv = self._make_splits(X, y, groups)
         results = self._run_starts(X, y, specs, splits, net_params, step)
         self._store_results(specs, results, cv)
+        _warn_skipped(self.cv_results_)
         if self.refit:
             self._refit_best(X, y, specs, net_params, step)
         return self
@@ -591,6 +593,20 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         # skorch modules can emit several outputs per sample.
         tags.target_tags.multi_output = sub.estimator_type == "regressor"
         return tags
+
+
+def _warn_skipped(cv_results):
+    skipped = int(np.sum(cv_results["n_skipped_hypersteps"]))
+    if skipped:
+        total = int(np.sum(cv_results["n_hypersteps"]))
+        warnings.warn(
+            f"{skipped} of {total} hyper-steps were skipped (non-finite or diverging "
+            "hypergradient) and left the hyperparameters unchanged; path_['reason'] "
+            "says why. If many are skipped, lower hyper_lr, raise solver_damping or "
+            "train longer before the first hyper-step (warmup).",
+            HyperstepSkippedWarning,
+            stacklevel=3,
+        )
 
 
 def _cast_features(X):

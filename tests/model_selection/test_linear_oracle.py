@@ -18,7 +18,8 @@ def ridge_validation_loss(X, y, splits, weight_decay):
         n = len(train)
         # Gradient (2/n) A^T (A t - y) + wd t = 0, bias penalised as torch does.
         theta = np.linalg.solve(
-            2.0 / n * A.T @ A + weight_decay * np.eye(A.shape[1]), 2.0 / n * A.T @ y[train]
+            2.0 / n * A.T @ A + weight_decay * np.eye(A.shape[1]),
+            2.0 / n * A.T @ y[train],
         )
         B = np.hstack([X[test], np.ones((len(test), 1))])
         losses.append(np.mean((B @ theta - y[test]) ** 2))
@@ -38,13 +39,22 @@ def test_linear_search_reaches_fine_grid_optimum():
     assert 0 < np.argmin(grid_losses) < len(grid) - 1, "optimum must be interior"
 
     net = NeuralNetRegressor(
-        nn.Linear, module__in_features=60, module__out_features=1,
-        optimizer=torch.optim.SGD, lr=0.2, max_epochs=200, batch_size=-1,
-        train_split=None, verbose=0,
+        nn.Linear,
+        module__in_features=60,
+        module__out_features=1,
+        optimizer=torch.optim.SGD,
+        lr=0.2,
+        max_epochs=200,
+        batch_size=-1,
+        train_split=None,
+        verbose=0,
     )
     search = HypergradSearchCV(
-        net, {"optimizer__weight_decay": Real(1e-4, 10.0, log=True)}, cv=splits,
-        random_state=0, refit=False,
+        net,
+        {"optimizer__weight_decay": Real(1e-4, 10.0, log=True)},
+        cv=splits,
+        random_state=0,
+        refit=False,
     ).fit(X, y)
     found = search.best_params_["optimizer__weight_decay"]
     assert ridge_validation_loss(X, y, splits, found) <= 1.02 * best_grid

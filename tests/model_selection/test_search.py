@@ -281,15 +281,7 @@ def test_same_random_state_repeats_search(classification_data, make_classifier):
     [
         # Starting two worker processes that import torch takes ~15 s on 2 cores.
         pytest.param("loky", marks=pytest.mark.slow),
-        pytest.param(
-            "threading",
-            marks=pytest.mark.xfail(
-                reason="BUG: run_start seeds torch's process-global RNG, which "
-                "concurrent threads share, so n_jobs>1 under the threading "
-                "backend is not reproducible",
-                strict=True,
-            ),
-        ),
+        "threading",
     ],
 )
 def test_n_jobs_gives_same_best_params(classification_data, make_classifier, backend):
