@@ -8,7 +8,17 @@ import torch
 
 
 class AdamState(NamedTuple):
-    """Moments and step count of :func:`adam_step`."""
+    """Moments and step count of :func:`adam_step`.
+
+    Attributes
+    ----------
+    step : int
+        Steps taken so far.
+    exp_avg : list of torch.Tensor
+        First-moment estimates, shaped like the hyperparameters.
+    exp_avg_sq : list of torch.Tensor
+        Second-moment estimates.
+    """
 
     step: int
     exp_avg: list

@@ -191,15 +191,28 @@ def run_epoch(fold: Fold, settings: Settings) -> None:
     data = fold.data
     try:
         fold.net.fit_loop(data["Xt_tr"], data["yt_tr"], epochs=1, **data["fit_params"])
-    except KeyboardInterrupt:
-        # What skorch's partial_fit does: a callback such as EarlyStopping
-        # raised it to end training.
+    except KeyboardInterrupt as exc:
+        if not _raised_by_callback(exc):
+            raise  # Ctrl-C: stop the whole search now
+        # skorch's EarlyStopping ends training by raising KeyboardInterrupt,
+        # which skorch's own fit swallows: this split stops, the others go on.
         fold.stopped = True
     except Exception as exc:
         if settings.error_score == "raise":
             raise
         fold.error = exc
     fold.fit_time += time.perf_counter() - start
+
+
+def _raised_by_callback(exc: BaseException) -> bool:
+    """Whether a KeyboardInterrupt came from a user's skorch callback."""
+    tb = exc.__traceback__
+    while tb is not None:
+        owner = tb.tb_frame.f_locals.get("self")
+        if isinstance(owner, Callback) and not isinstance(owner, _Hooks):
+            return True
+        tb = tb.tb_next
+    return False
 
 
 def fold_hypergradient(fold, state, settings, generator):

@@ -280,6 +280,7 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
             self.get_params(deep=False),
             type(self).__name__,
         )
+        self._forget_fit()
         net, step = split_estimator(self.estimator)
         specs = resolve_space(self.param_distributions, net, step)
         X, y = self._check_data(X, y, net)
@@ -293,6 +294,14 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         if self.refit:
             self._refit_best(X, y, specs, net_params, step)
         return self
+
+    def _forget_fit(self):
+        # A refit that fails or is interrupted must not leave the results of
+        # an earlier fit looking current.
+        for name in [
+            k for k in vars(self) if k.endswith("_") and not k.startswith("_")
+        ]:
+            delattr(self, name)
 
     def _check_data(self, X, y, net):
         X = self._as_input(X)
