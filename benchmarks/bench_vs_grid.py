@@ -13,7 +13,7 @@ import statistics
 
 import numpy as np
 import torch
-from _common import classifier_pipeline, markdown_table, save, summarise, timed
+from _common import classifier_pipeline, markdown_table, save, summarise, timed, warm_up
 from scipy.stats import loguniform, uniform
 from sklearn.datasets import load_digits
 from sklearn.metrics import accuracy_score, log_loss
@@ -76,6 +76,7 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    warm_up()
     rows = []
     for seed in range(args.seeds):
         rows += run_seed(seed, args.epochs, args.cv)

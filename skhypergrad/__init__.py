@@ -18,6 +18,7 @@ _LAZY = {
     "PerParameter": "skhypergrad.hyperparams",
     "WeightDecayPenalty": "skhypergrad.callbacks",
     "hypergradient": "skhypergrad.hypergrad",
+    "InvalidParameterError": "skhypergrad.utils._validation",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

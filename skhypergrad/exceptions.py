@@ -20,6 +20,10 @@ class InvalidInputError(SkHypergradError, ValueError):
     """The data or an argument given to ``fit`` is not usable."""
 
 
+class InvalidInputTypeError(SkHypergradError, TypeError):
+    """The data given to ``fit`` or ``predict`` has a type that cannot be used."""
+
+
 class UnsupportedEstimatorError(SkHypergradError, TypeError):
     """The estimator is not a skorch network (or a Pipeline ending in one)."""
 
@@ -44,6 +48,7 @@ __all__ = [
     "HyperstepSkippedWarning",
     "InvalidHyperparameterError",
     "InvalidInputError",
+    "InvalidInputTypeError",
     "SkHypergradError",
     "SolverConvergenceWarning",
     "SolverDivergedError",

@@ -222,6 +222,73 @@ def module_dtype(net) -> torch.dtype:
     return torch.float32
 
 
+@torch.no_grad()
+def check_skorch_traps(net, X, y) -> None:
+    """Refuse, with a fix, the skorch set-ups that train silently wrong.
+
+    Parameters
+    ----------
+    net : skorch.NeuralNet
+        Initialized.
+    X, y : arrays
+        A split's training data as the network will see it.
+
+    Raises
+    ------
+    InvalidInputError
+        For a classifier whose module returns raw scores under ``NLLLoss``, a
+        regression target of the wrong shape, or data of the wrong dtype.
+    """
+    dtype = module_dtype(net)
+    x_dtype = getattr(X, "dtype", None)
+    if (
+        isinstance(X, np.ndarray)
+        and x_dtype.kind == "f"
+        and x_dtype != torch.empty(0, dtype=dtype).numpy().dtype
+    ):
+        raise InvalidInputError(
+            f"X has dtype {x_dtype} but the network's weights are {dtype}; skorch "
+            "would fail with a dtype error. Cast X (X.astype(np.float32)) or keep "
+            "cast_inputs=True."
+        )
+    y_arr = None if y is None else np.asarray(y)
+    if is_classifier_net(net) and y_arr is not None and y_arr.dtype != np.int64:
+        if y_arr.dtype.kind in "iub":
+            raise InvalidInputError(
+                f"y has dtype {y_arr.dtype}, but torch's classification losses need "
+                "int64 class indices. Cast y (y.astype(np.int64)) or keep "
+                "cast_inputs=True."
+            )
+    if is_regressor_net(net) and y_arr is not None and y_arr.ndim == 1:
+        raise InvalidInputError(
+            f"NeuralNetRegressor got a 1-D y of shape {y_arr.shape}: against a (n, 1) "
+            "output, torch broadcasts the loss to (n, n) and trains silently wrong. "
+            "Pass y.reshape(-1, 1) or keep cast_inputs=True."
+        )
+    if is_classifier_net(net) and isinstance(net.criterion_, nn.NLLLoss):
+        _check_probabilities(net, X)
+
+
+def _check_probabilities(net, X) -> None:
+    sample = X[: min(len(X), 64)]
+    net.module_.eval()
+    out = net.infer(torch.as_tensor(np.asarray(sample)))
+    net.module_.train()
+    if not isinstance(out, torch.Tensor) or out.ndim != 2:
+        return
+    sums = out.sum(1)
+    if bool((out < 0).any()) or not torch.allclose(
+        sums, torch.ones_like(sums), atol=1e-3
+    ):
+        raise InvalidInputError(
+            "The classifier's criterion is NLLLoss (skorch's default), which expects "
+            "the module to output probabilities, but it outputs raw scores (min "
+            f"{float(out.min()):.3g}, row sums from {float(sums.min()):.3g} to "
+            f"{float(sums.max()):.3g}); it would train silently to chance. Pass "
+            "criterion=torch.nn.CrossEntropyLoss, or end forward() with softmax."
+        )
+
+
 def cast_X(X, dtype=np.float32):
     """Cast float64 arrays / DataFrames to ``dtype``; leave anything else as is."""
     if isinstance(X, np.ndarray) and X.dtype == np.float64:

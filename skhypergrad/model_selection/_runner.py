@@ -21,7 +21,7 @@ from skorch.helper import predefined_split
 
 from ..exceptions import InvalidInputError, SkHypergradError
 from ..hypergrad import adam_init, adam_step, hypergradient, sgd_step
-from ..net import relax_dropout
+from ..net import check_skorch_traps, relax_dropout
 from ..penalties import (
     add_l2_gradient,
     expand_coefficients,
@@ -130,6 +130,7 @@ def build_fold(index, estimator, step, X, y, train, test, state, settings, fit_p
     net.set_params(**overrides)
     net.initialize()
     _materialize_lazy(net, Xt_tr)
+    check_skorch_traps(net, Xt_tr, y_tr)
     net.skhypergrad_layout_ = parameter_layout(net.module_)
     relaxed = {}
     values = state.values()
@@ -191,6 +192,7 @@ def run_epoch(fold: Fold, settings: Settings) -> None:
     data = fold.data
     try:
         fold.net.fit_loop(data["Xt_tr"], data["yt_tr"], epochs=1, **data["fit_params"])
+        _check_train_loss(fold.net)
     except KeyboardInterrupt as exc:
         if not _raised_by_callback(exc):
             raise  # Ctrl-C: stop the whole search now
@@ -202,6 +204,16 @@ def run_epoch(fold: Fold, settings: Settings) -> None:
             raise
         fold.error = exc
     fold.fit_time += time.perf_counter() - start
+
+
+def _check_train_loss(net) -> None:
+    loss = net.history[-1].get("train_loss", 0.0)
+    if not math.isfinite(loss):
+        raise FloatingPointError(
+            f"The training loss became {loss} at epoch {len(net.history)}: the "
+            "weights are no longer usable. Lower lr, or narrow the hyperparameter "
+            "ranges (very large weight decay or dropout can make training diverge)."
+        )
 
 
 def _raised_by_callback(exc: BaseException) -> bool:
@@ -321,6 +333,7 @@ def hyper_step(folds, state, optimizer_state, settings, generator, epoch):
         record.update(
             hypergrad_norm=math.nan,
             skipped=True,
+            at_bound=[],
             reason="; ".join(reasons) or "no split is still training",
         )
         return optimizer_state, record
@@ -336,7 +349,9 @@ def hyper_step(folds, state, optimizer_state, settings, generator, epoch):
             at_bound.append(spec.name)
         new_raw[i] = clipped
     if not all(bool(torch.isfinite(r).all()) for r in new_raw):
-        record.update(hypergrad_norm=norm, skipped=True, reason="non-finite update")
+        record.update(
+            hypergrad_norm=norm, skipped=True, reason="non-finite update", at_bound=[]
+        )
         return optimizer_state, record
     state.raw = new_raw
     record.update(hypergrad_norm=norm, skipped=False, reason=None, at_bound=at_bound)

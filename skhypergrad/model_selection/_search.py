@@ -14,9 +14,8 @@ from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
 from sklearn.metrics import check_scoring, get_scorer
 from sklearn.model_selection import check_cv
 from sklearn.pipeline import Pipeline
-from sklearn.utils import check_array
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from ..callbacks import WeightDecayPenalty
 from ..exceptions import HyperstepSkippedWarning, InvalidInputError
@@ -26,9 +25,11 @@ from ..utils._validation import (
     HasMethods,
     Interval,
     StrOptions,
+    as_array,
     check_consistent_length,
+    check_features,
     check_finite,
-    validate_parameter_constraints,
+    validate_params,
 )
 from ._results import build_cv_results, select_best
 from ._runner import Settings, run_start
@@ -275,7 +276,7 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         -------
         self : HypergradSearchCV
         """
-        validate_parameter_constraints(
+        validate_params(
             self._parameter_constraints,
             self.get_params(deep=False),
             type(self).__name__,
@@ -307,11 +308,11 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         X = self._as_input(X)
         if y is not None:
             y = np.asarray(
-                check_array(y, ensure_2d=False, dtype=None, ensure_all_finite=False)
+                as_array(y, ensure_2d=False, dtype=None, ensure_all_finite=False)
             )
             check_finite(y, "y")
         check_consistent_length(X, y)
-        validate_data(self, X, reset=True, skip_check_array=True)
+        check_features(self, X, reset=True)
         self._target_was_1d = y is not None and y.ndim == 1
         if not self.cast_inputs:
             return X, y
@@ -322,7 +323,7 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         # take anything (text, DataFrames), so only its length and values are
         # checked here.
         if not isinstance(self.estimator, Pipeline):
-            X = check_array(
+            X = as_array(
                 X,
                 accept_sparse=False,
                 dtype="numeric",
@@ -478,7 +479,7 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
     def _prepare(self, X):
         check_is_fitted(self, "best_estimator_")
         X = self._as_input(X)
-        validate_data(self, X, reset=False, skip_check_array=True)
+        check_features(self, X, reset=False)
         return _cast_features(X) if self.cast_inputs else X
 
     @available_if(_estimator_has("predict"))
@@ -659,13 +660,14 @@ def _refit_params(estimator, best_params, specs, step):
     return out
 
 
+_PATH_KEYS = ("epoch", "val_loss", "hypergrad_norm", "skipped", "reason", "at_bound")
+
+
 def _path_table(records, specs):
-    table = {
-        k: [] for k in ("epoch", "val_loss", "hypergrad_norm", "skipped", "reason")
-    }
+    table = {k: [] for k in _PATH_KEYS}
     table.update({s.name: [] for s in specs})
     for record in records:
-        for key in ("epoch", "val_loss", "hypergrad_norm", "skipped", "reason"):
+        for key in _PATH_KEYS:
             table[key].append(record.get(key))
         for spec in specs:
             table[spec.name].append(record["values"][spec.name])

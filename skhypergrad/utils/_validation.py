@@ -5,14 +5,87 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
+from sklearn.utils import check_array
 from sklearn.utils._param_validation import (  # noqa: F401  (re-exported)
     HasMethods,
     Interval,
     StrOptions,
     validate_parameter_constraints,
 )
+from sklearn.utils._param_validation import (
+    InvalidParameterError as _SklearnInvalidParameterError,
+)
+from sklearn.utils.validation import validate_data
 
-from ..exceptions import InvalidInputError
+from ..exceptions import InvalidInputError, InvalidInputTypeError
+
+
+class InvalidParameterError(InvalidInputError, _SklearnInvalidParameterError):
+    """A constructor argument of a search has an invalid type or value.
+
+    Both skhypergrad's :class:`~skhypergrad.exceptions.InvalidInputError` and
+    scikit-learn's ``InvalidParameterError``, so either ``except`` catches it.
+    """
+
+
+def validate_params(constraints: dict, params: dict, caller: str) -> None:
+    """Check constructor arguments against ``constraints``.
+
+    Parameters
+    ----------
+    constraints : dict
+        scikit-learn style ``_parameter_constraints``.
+    params : dict
+        ``estimator.get_params(deep=False)``.
+    caller : str
+        Class name, for the message.
+
+    Raises
+    ------
+    InvalidParameterError
+    """
+    try:
+        validate_parameter_constraints(constraints, params, caller)
+    except _SklearnInvalidParameterError as exc:
+        raise InvalidParameterError(
+            f"{exc} Fix the argument in {caller}(...) before calling fit."
+        ) from None
+
+
+def check_features(estimator, X, *, reset: bool) -> None:
+    """Record (``reset=True``) or check the number and names of features of ``X``.
+
+    Parameters
+    ----------
+    estimator : BaseEstimator
+    X : array-like
+    reset : bool
+    """
+    try:
+        validate_data(estimator, X, reset=reset, skip_check_array=True)
+    except ValueError as exc:
+        raise InvalidInputError(str(exc)) from exc
+
+
+def as_array(X, **kwargs):
+    """``sklearn.utils.check_array`` with its errors raised as skhypergrad's.
+
+    Parameters
+    ----------
+    X : array-like
+    **kwargs : dict
+        Passed to ``check_array``.
+
+    Returns
+    -------
+    X : ndarray
+    """
+    try:
+        return check_array(X, **kwargs)
+    except TypeError as exc:
+        raise InvalidInputTypeError(str(exc)) from exc
+    except ValueError as exc:
+        raise InvalidInputError(str(exc)) from exc
 
 
 def check_finite(values, name: str) -> None:

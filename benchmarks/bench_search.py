@@ -1,0 +1,342 @@
+"""Search quality and cost: HypergradSearchCV against the searches people use.
+
+For each dataset and seed, every search tunes weight decay and dropout of
+``Pipeline(StandardScaler, skorch MLP 2x256)`` with ``cv=3`` and a budget of 18
+candidates; a stratified 25% test split is never seen by any search.
+
+Run: ``python benchmarks/bench_search.py`` (full: 3 seeds, all datasets, about
+an hour on two cores) or ``python benchmarks/bench_search.py --quick`` (a few
+minutes). Prints markdown tables, saves ``benchmarks/results/search[_quick].json``
+and one plot per dataset (``search_<dataset>.png``). Run one benchmark at a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import warnings
+
+import numpy as np
+import torch
+from _common import MLP, RESULTS, save, timed, warm_up
+from scipy.stats import loguniform, uniform
+from sklearn.base import clone
+from sklearn.datasets import (
+    load_breast_cancer,
+    load_diabetes,
+    load_digits,
+    make_classification,
+)
+from sklearn.metrics import accuracy_score, log_loss, mean_squared_error, r2_score
+from sklearn.model_selection import GridSearchCV, RandomizedSearchCV, train_test_split
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from skorch import NeuralNetClassifier, NeuralNetRegressor
+from torch import nn
+
+from skhypergrad import HypergradSearchCV, PerLayer
+
+WD_RANGE = (1e-6, 1e-1)
+DROPOUT_RANGE = (0.0, 0.6)
+BUDGET = 18
+CV = 3
+
+
+# ---------------------------------------------------------------- datasets
+def _digits(seed):
+    return load_digits(return_X_y=True), None
+
+
+def _digits300(seed):
+    return load_digits(return_X_y=True), 300
+
+
+def _breast_cancer(seed):
+    return load_breast_cancer(return_X_y=True), None
+
+
+def _synthetic(seed):
+    return make_classification(
+        n_samples=5000,
+        n_features=100,
+        n_informative=20,
+        n_classes=5,
+        flip_y=0.05,
+        random_state=0,
+    ), None
+
+
+def _diabetes(seed):
+    return load_diabetes(return_X_y=True), None
+
+
+DATASETS = {
+    # name: (loader, task, epochs); epochs chosen so that the untuned net
+    # overfits (see docs/benchmarks.md), except the breast-cancer control.
+    "digits": (_digits, "classification", 40),
+    "digits300": (_digits300, "classification", 100),
+    "breast_cancer": (_breast_cancer, "classification", 40),
+    "synthetic5000": (_synthetic, "classification", 30),
+    "diabetes": (_diabetes, "regression", 150),
+}
+
+
+def load(name, seed):
+    (X, y), n_train = DATASETS[name][0](seed)
+    task = DATASETS[name][1]
+    X = X.astype(np.float32)
+    stratify = y if task == "classification" else None
+    X_tr, X_te, y_tr, y_te = train_test_split(
+        X, y, test_size=0.25, stratify=stratify, random_state=seed
+    )
+    if n_train is not None:
+        X_tr, _, y_tr, _ = train_test_split(
+            X_tr, y_tr, train_size=n_train, stratify=y_tr, random_state=seed
+        )
+    if task == "classification":
+        y_tr, y_te = y_tr.astype(np.int64), y_te.astype(np.int64)
+    else:
+        scale = y_tr.std()
+        y_tr = (y_tr / scale).astype(np.float32).reshape(-1, 1)
+        y_te = (y_te / scale).astype(np.float32).reshape(-1, 1)
+    return X_tr, X_te, y_tr, y_te
+
+
+# ---------------------------------------------------------------- estimator
+def make_pipeline(task, n_features, n_outputs, epochs, hidden=256):
+    common = dict(
+        module=MLP,
+        module__n_features=n_features,
+        module__n_classes=n_outputs,
+        module__hidden=hidden,
+        module__dropout=0.0,
+        optimizer=torch.optim.Adam,
+        lr=1e-3,
+        max_epochs=epochs,
+        batch_size=128,
+        train_split=None,
+        verbose=0,
+    )
+    if task == "classification":
+        net = NeuralNetClassifier(criterion=nn.CrossEntropyLoss, **common)
+    else:
+        net = NeuralNetRegressor(**common)
+    return Pipeline([("scale", StandardScaler()), ("net", net)])
+
+
+def searches(pipe, seed, task, quick):
+    budget = 6 if quick else BUDGET
+    wd, drop = "net__optimizer__weight_decay", "net__module__dropout"
+    space = {
+        wd: loguniform(*WD_RANGE),
+        drop: uniform(DROPOUT_RANGE[0], DROPOUT_RANGE[1]),
+    }
+    grid = (
+        {wd: list(np.logspace(-6, -1, 6)), drop: [0.0, 0.3, 0.6]}
+        if not quick
+        else {wd: [1e-5, 1e-3, 1e-1], drop: [0.0, 0.5]}
+    )
+    out = {
+        "untuned": (pipe, 1),
+        "GridSearchCV": (GridSearchCV(pipe, grid, cv=CV), budget * CV + 1),
+        "RandomizedSearchCV": (
+            RandomizedSearchCV(pipe, space, n_iter=budget, cv=CV, random_state=seed),
+            budget * CV + 1,
+        ),
+        "HypergradSearchCV": (
+            HypergradSearchCV(pipe, space, cv=CV, random_state=seed),
+            CV + 1,
+        ),
+        "HypergradSearchCV per-layer": (
+            HypergradSearchCV(
+                pipe,
+                {wd: PerLayer(loguniform(*WD_RANGE)), drop: space[drop]},
+                cv=CV,
+                random_state=seed,
+            ),
+            CV + 1,
+        ),
+    }
+    optuna_search = _optuna(pipe, seed, budget, wd, drop)
+    if optuna_search is not None:
+        out["OptunaSearchCV (TPE)"] = (optuna_search, budget * CV + 1)
+    bayes = _skopt(pipe, seed, budget, wd, drop)
+    if bayes is not None:
+        out["BayesSearchCV (skopt)"] = (bayes, budget * CV + 1)
+    return out
+
+
+def _optuna(pipe, seed, budget, wd, drop):
+    try:
+        import optuna
+        from optuna.distributions import FloatDistribution
+        from optuna_integration import OptunaSearchCV
+    except ImportError as exc:
+        SKIPPED["OptunaSearchCV"] = f"not installed: {exc}"
+        return None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = {
+        wd: FloatDistribution(*WD_RANGE, log=True),
+        drop: FloatDistribution(*DROPOUT_RANGE),
+    }
+    return OptunaSearchCV(
+        pipe,
+        space,
+        n_trials=budget,
+        cv=CV,
+        random_state=seed,
+        verbose=0,
+        sampler=optuna.samplers.TPESampler(seed=seed),
+    )
+
+
+def _skopt(pipe, seed, budget, wd, drop):
+    try:
+        from skopt import BayesSearchCV
+    except ImportError as exc:
+        SKIPPED["BayesSearchCV"] = f"not installed: {exc}"
+        return None
+    space = {wd: (WD_RANGE[0], WD_RANGE[1], "log-uniform"), drop: DROPOUT_RANGE}
+    return BayesSearchCV(pipe, space, n_iter=budget, cv=CV, random_state=seed)
+
+
+SKIPPED: dict = {}
+
+
+# ---------------------------------------------------------------- running
+def evaluate(estimator, task, X_te, y_te):
+    if task == "classification":
+        proba = estimator.predict_proba(X_te)
+        return {
+            "accuracy": accuracy_score(y_te, proba.argmax(1)),
+            "log_loss": log_loss(y_te, proba, labels=np.arange(proba.shape[1])),
+        }
+    pred = estimator.predict(X_te)
+    return {"r2": r2_score(y_te, pred), "mse": mean_squared_error(y_te, pred)}
+
+
+def run(name, seed, quick):
+    X_tr, X_te, y_tr, y_te = load(name, seed)
+    task, epochs = DATASETS[name][1], DATASETS[name][2]
+    if quick:
+        epochs = max(10, epochs // 3)
+    n_out = len(np.unique(y_tr)) if task == "classification" else 1
+    pipe = make_pipeline(task, X_tr.shape[1], n_out, epochs)
+    rows = []
+    for search_name, (search, trainings) in searches(pipe, seed, task, quick).items():
+        search = clone(search)
+        torch.manual_seed(seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                _, seconds = timed(search.fit, X_tr, y_tr)
+            except Exception as exc:  # recorded, not hidden
+                SKIPPED[search_name] = f"{type(exc).__name__}: {exc}"[:300]
+                continue
+        row = {
+            "dataset": name,
+            "search": search_name,
+            "seed": seed,
+            "seconds": seconds,
+            "trainings": trainings,
+        }
+        row.update(evaluate(search, task, X_te, y_te))
+        if hasattr(search, "best_params_"):
+            row["best_params"] = {
+                k: float(np.mean(v)) for k, v in search.best_params_.items()
+            }
+        rows.append(row)
+        print(
+            f"  {name} seed={seed} {search_name:<28} {seconds:7.1f}s "
+            + " ".join(f"{k}={row[k]:.4f}" for k in ("accuracy", "r2") if k in row),
+            flush=True,
+        )
+    grid_time = next(r["seconds"] for r in rows if r["search"] == "GridSearchCV")
+    for row in rows:
+        row["time_ratio_vs_grid"] = row["seconds"] / grid_time
+    return rows
+
+
+def table(rows, dataset):
+    sub = [r for r in rows if r["dataset"] == dataset]
+    metrics = ["accuracy", "log_loss"] if "accuracy" in sub[0] else ["r2", "mse"]
+    cols = metrics + ["seconds", "time_ratio_vs_grid", "trainings"]
+    lines = [
+        f"### {dataset}",
+        "",
+        "| search | " + " | ".join(cols) + " |",
+        "|---" * (len(cols) + 1) + "|",
+    ]
+    for search in dict.fromkeys(r["search"] for r in sub):
+        group = [r for r in sub if r["search"] == search]
+        cells = []
+        for col in cols:
+            values = [r[col] for r in group]
+            mean = statistics.fmean(values)
+            if col == "trainings":
+                cells.append(f"{mean:.0f}")
+            elif col == "time_ratio_vs_grid":
+                cells.append(f"{statistics.median(values):.3f}")
+            else:
+                sd = statistics.stdev(values) if len(values) > 1 else 0.0
+                cells.append(f"{mean:.4f} ± {sd:.4f}")
+        lines.append(f"| {search} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot(rows, dataset, suffix):
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    sub = [r for r in rows if r["dataset"] == dataset]
+    metric = "accuracy" if "accuracy" in sub[0] else "r2"
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for search in dict.fromkeys(r["search"] for r in sub):
+        group = [r for r in sub if r["search"] == search]
+        ax.scatter(
+            [r["seconds"] for r in group], [r[metric] for r in group], label=search
+        )
+    ax.set_xscale("log")
+    ax.set_xlabel("wall time (s, log scale)")
+    ax.set_ylabel(f"test {metric}")
+    ax.set_title(dataset)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = RESULTS / f"search_{dataset}{suffix}.png"
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="1 seed, small budget")
+    parser.add_argument("--seeds", type=int, default=None)
+    parser.add_argument("--datasets", nargs="*", default=list(DATASETS))
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    warm_up()
+    seeds = args.seeds or (1 if args.quick else 3)
+    suffix = "_quick" if args.quick else ""
+    RESULTS.mkdir(exist_ok=True)
+    rows = []
+    for name in args.datasets:
+        for seed in range(seeds):
+            rows += run(name, seed, args.quick)
+        print(table(rows, name), "\n", flush=True)
+        plot(rows, name, suffix)
+    for search, reason in SKIPPED.items():
+        print(f"skipped {search}: {reason}")
+    path = save(
+        f"search{suffix}", {"args": vars(args), "rows": rows, "skipped": SKIPPED}
+    )
+    print(f"saved {path}")
+
+
+if __name__ == "__main__":
+    main()
