@@ -52,6 +52,10 @@ class WeightDecayPenalty(Callback):
         return self
 
     def on_train_begin(self, net, **kwargs):  # noqa: D102
+        # Built at the first backward pass, when lazy modules have their shapes.
+        self.coefficients_ = None
+
+    def _build(self, net):
         layout = parameter_layout(net.module_)
         values = np.asarray(self.values, dtype=float).reshape(-1)
         expected = layout.size_of(self.granularity)
@@ -63,13 +67,11 @@ class WeightDecayPenalty(Callback):
             )
         params = trainable_parameters(net.module_)
         tensor = torch.as_tensor(values, dtype=params[0].dtype, device=params[0].device)
-        self.coefficients_ = expand_coefficients(
-            tensor, self.granularity, layout, params
-        )
+        return expand_coefficients(tensor, self.granularity, layout, params)
 
     def on_grad_computed(self, net, named_parameters, **kwargs):  # noqa: D102
-        if self.coefficients_ is None:
-            self.on_train_begin(net)
+        if getattr(self, "coefficients_", None) is None:
+            self.coefficients_ = self._build(net)
         add_l2_gradient(trainable_parameters(net.module_), self.coefficients_)
 
 

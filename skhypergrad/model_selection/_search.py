@@ -385,7 +385,13 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
 
     def _make_splits(self, X, y, groups):
         cv = check_cv(self.cv, y, classifier=is_classifier(self.estimator))
-        splits = list(cv.split(X, y, groups))
+        try:
+            splits = list(cv.split(X, y, groups))
+        except ValueError as exc:
+            raise InvalidInputError(
+                f"The cross-validation splitter {cv!r} cannot split these "
+                f"{len(X)} samples: {exc} Use fewer splits or more data."
+            ) from exc
         self.n_splits_ = len(splits)
         return splits, cv
 

@@ -345,7 +345,8 @@ def test_pickled_search_predicts_identically_in_fresh_process(
         import pickle, sys, numpy as np
         sys.path.insert(0, {os.path.dirname(os.path.dirname(__file__))!r})
         search = pickle.loads(open({str(path)!r}, "rb").read())
-        np.save({str(tmp_path / "out.npy")!r}, search.predict_proba(np.load({str(tmp_path / "X.npy")!r})))
+        X = np.load({str(tmp_path / "X.npy")!r})
+        np.save({str(tmp_path / "out.npy")!r}, search.predict_proba(X))
     """)
     subprocess.run([sys.executable, "-c", script], check=True, cwd=tmp_path)
     np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), expected)
