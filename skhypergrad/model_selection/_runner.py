@@ -62,11 +62,37 @@ class HparamState:
     def __init__(self, specs, raw):
         self.specs = specs
         self.raw = raw  # list of 1-D float64 tensors
+        self.version = 0  # bumped at every accepted hyper-step
+
+    def update(self, raw):
+        """Replace the raw values (an accepted hyper-step)."""
+        self.raw = raw
+        self.version += 1
 
     def values(self, raw=None, dtype=torch.float32):
         """Map raw tensors (differentiably) to values, keyed by spec name."""
         raw = self.raw if raw is None else raw
         return {s.name: s.real.from_raw(r).to(dtype) for s, r in zip(self.specs, raw)}
+
+    def decay_coefficients(self, net, params):
+        """Per-parameter weight-decay tensors of ``net``, rebuilt once per step.
+
+        Training calls this at every batch; the values only change at a
+        hyper-step, so the tensors are cached on the net with the version.
+        """
+        cached = getattr(net, "skhypergrad_coefs_", None)
+        if cached is not None and cached[0] == self.version:
+            return cached[1]
+        values = self.values(dtype=params[0].dtype)
+        coefs = [
+            expand_coefficients(
+                values[s.name], s.granularity, net.skhypergrad_layout_, params
+            )
+            for s in self.specs
+            if s.kind == "weight_decay"
+        ]
+        net.skhypergrad_coefs_ = (self.version, coefs)
+        return coefs
 
 
 class _Hooks(Callback):
@@ -77,13 +103,8 @@ class _Hooks(Callback):
 
     def on_grad_computed(self, net, named_parameters, **kwargs):  # noqa: D102
         params = trainable_parameters(net.module_)
-        values = self.state.values(dtype=params[0].dtype)
-        for spec in self.state.specs:
-            if spec.kind == "weight_decay":
-                coefs = expand_coefficients(
-                    values[spec.name], spec.granularity, net.skhypergrad_layout_, params
-                )
-                add_l2_gradient(params, coefs)
+        for coefs in self.state.decay_coefficients(net, params):
+            add_l2_gradient(params, coefs)
 
 
 @dataclass
@@ -314,7 +335,7 @@ def hyper_step(folds, state, optimizer_state, settings, generator, epoch):
     Returns the new optimiser state and a path record; a step whose
     hypergradient is not finite is skipped and recorded, never applied.
     """
-    grads, losses, reasons = [], [], []
+    grads, losses, reasons, iterations = [], [], [], []
     for fold in folds:
         if not fold.active:
             continue
@@ -325,6 +346,7 @@ def hyper_step(folds, state, optimizer_state, settings, generator, epoch):
             continue
         grads.append(grad)
         losses.append(info.outer_loss)
+        iterations.append(info.solve.n_iter)
     record = {
         "epoch": epoch,
         "val_loss": float(np.mean(losses)) if losses else math.nan,
@@ -353,7 +375,7 @@ def hyper_step(folds, state, optimizer_state, settings, generator, epoch):
             hypergrad_norm=norm, skipped=True, reason="non-finite update", at_bound=[]
         )
         return optimizer_state, record
-    state.raw = new_raw
+    state.update(new_raw)
     record.update(hypergrad_norm=norm, skipped=False, reason=None, at_bound=at_bound)
     return new_state, record
 
@@ -412,13 +434,12 @@ def run_start(estimator, step, specs, X, y, splits, settings, seed, start, fit_p
         state = HparamState(specs, raw)
         folds = _build_folds(estimator, step, X, y, splits, state, settings, fit_params)
         _expand_vectors(state, folds)
-        path, accepted = _train(folds, state, settings, generator)
+        path, final_raw = _train(folds, state, settings, generator)
         for fold in folds:
             if fold.error is None:
                 fold.net.notify(
                     "on_train_end", X=fold.data["Xt_tr"], y=fold.data["yt_tr"]
                 )
-        final_raw = _average_tail(accepted, settings.average_last, state.raw)
         scores = [score_fold(fold, settings) for fold in folds]
     warn_failures(folds, settings)
     return {
@@ -471,18 +492,20 @@ def _expand_vectors(state, folds):
 def _train(folds, state, settings, generator):
     max_epochs = max(f.net.max_epochs for f in folds if f.error is None)
     optimizer_state = init_optimizer(settings, state.raw)
-    path, accepted = [], []
+    due = [
+        epoch
+        for epoch in range(settings.warmup, max_epochs)
+        if epoch >= 1 and (epoch - settings.warmup) % settings.hyper_interval == 0
+    ]
+    tail = _TailAverage(len(due), settings.average_last)
+    path = []
     for epoch in range(1, max_epochs + 1):
         for fold in folds:
             if fold.active:
                 run_epoch(fold, settings)
         if not any(f.active for f in folds):
             break
-        due = (
-            epoch >= settings.warmup
-            and (epoch - settings.warmup) % settings.hyper_interval == 0
-        )
-        if not due or epoch == max_epochs:
+        if epoch not in due:
             continue
         start = time.perf_counter()
         optimizer_state, record = hyper_step(
@@ -493,10 +516,35 @@ def _train(folds, state, settings, generator):
             fold.fit_time += elapsed / len(folds)
         record["values"] = values_as_python(state.specs, state.raw, summary=True)
         path.append(record)
-        if not record["skipped"]:
-            accepted.append([r.clone() for r in state.raw])
+        tail.add(len(path) - 1, None if record["skipped"] else state.raw)
         _log_step(record, settings)
-    return path, accepted
+    return path, tail.result(state.raw)
+
+
+class _TailAverage:
+    """Running mean of the raw values over the last ``fraction`` of the planned
+    hyper-steps, without keeping a copy per step (a million values each)."""
+
+    def __init__(self, n_planned, fraction):
+        self.start = n_planned - max(1, math.ceil(fraction * n_planned))
+        self.total, self.count = None, 0
+
+    def add(self, index, raw):
+        if raw is None or index < self.start:
+            return
+        if self.total is None:
+            self.total = [r.clone() for r in raw]
+        else:
+            for t, r in zip(self.total, raw):
+                t.add_(r)
+        self.count += 1
+
+    def result(self, current):
+        # Skipped steps leave the raw values as they were: with no accepted
+        # step in the tail, the current values are the last accepted ones.
+        if not self.count:
+            return [r.clone() for r in current]
+        return [t / self.count for t in self.total]
 
 
 def _log_step(record, settings):
@@ -511,16 +559,6 @@ def _log_step(record, settings):
         record["values"],
         status,
     )
-
-
-def _average_tail(accepted, fraction, current):
-    if not accepted:
-        return [r.clone() for r in current]
-    count = max(1, int(math.ceil(fraction * len(accepted))))
-    tail = accepted[-count:]
-    return [
-        torch.stack([step[i] for step in tail]).mean(0) for i in range(len(current))
-    ]
 
 
 def values_as_python(specs, raw, summary=False):

@@ -666,7 +666,15 @@ def _refit_params(estimator, best_params, specs, step):
     return out
 
 
-_PATH_KEYS = ("epoch", "val_loss", "hypergrad_norm", "skipped", "reason", "at_bound")
+_PATH_KEYS = (
+    "epoch",
+    "val_loss",
+    "hypergrad_norm",
+    "solver_iter",
+    "skipped",
+    "reason",
+    "at_bound",
+)
 
 
 def _path_table(records, specs):
