@@ -350,6 +350,7 @@ def hyper_step(folds, state, optimizer_state, settings, generator, epoch):
     record = {
         "epoch": epoch,
         "val_loss": float(np.mean(losses)) if losses else math.nan,
+        "solver_iter": float(np.mean(iterations)) if iterations else 0.0,
     }
     if reasons or not grads:
         record.update(
