@@ -258,7 +258,7 @@ def fold_hypergradient(fold, state, settings, generator):
         data["Xt_tr"], data["yt_tr"], settings.hyper_batch_size, generator
     )
     X_out, y_out = _batch(
-        data["Xt_val"], data["y_val"], 4 * settings.hyper_batch_size, generator
+        data["Xt_val"], data["y_val"], 2 * settings.hyper_batch_size, generator
     )
     dtype = params[0].dtype
     buffers = {k: b.detach().clone() for k, b in module.named_buffers()}

@@ -108,9 +108,9 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         Epochs of training between hyper-steps.
     warmup : int or "auto", default="auto"
         Epochs before the first hyper-step; "auto" is a third of ``max_epochs``.
-    hyper_batch_size : int, default=512
-        Training samples in the Hessian; validation gradients use up to four
-        times as many validation samples.
+    hyper_batch_size : int, default=256
+        Training samples in the Hessian; validation gradients use up to twice
+        as many validation samples.
     n_starts : int, default=1
         Starting points: the first is the middle of every range, the others are
         drawn from the ranges.
@@ -231,7 +231,7 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         hyper_lr=0.2,
         hyper_interval=1,
         warmup="auto",
-        hyper_batch_size=512,
+        hyper_batch_size=256,
         n_starts=1,
         average_last=0.25,
         cast_inputs=True,
