@@ -5,7 +5,7 @@ For each dataset and seed, every search tunes weight decay and dropout of
 candidates; a stratified 25% test split is never seen by any search.
 
 Run: ``python benchmarks/bench_search.py`` (full: 3 seeds, all datasets, about
-an hour on two cores) or ``python benchmarks/bench_search.py --quick`` (a few
+half an hour on two cores) or ``python benchmarks/bench_search.py --quick`` (a few
 minutes). Prints markdown tables, saves ``benchmarks/results/search[_quick].json``
 and one plot per dataset (``search_<dataset>.png``). Run one benchmark at a time.
 """
@@ -73,11 +73,11 @@ def _diabetes(seed):
 DATASETS = {
     # name: (loader, task, epochs); epochs chosen so that the untuned net
     # overfits (see docs/benchmarks.md), except the breast-cancer control.
-    "digits": (_digits, "classification", 40),
-    "digits300": (_digits300, "classification", 100),
-    "breast_cancer": (_breast_cancer, "classification", 40),
-    "synthetic5000": (_synthetic, "classification", 30),
-    "diabetes": (_diabetes, "regression", 150),
+    "digits": (_digits, "classification", 20),
+    "digits300": (_digits300, "classification", 50),
+    "breast_cancer": (_breast_cancer, "classification", 20),
+    "synthetic5000": (_synthetic, "classification", 15),
+    "diabetes": (_diabetes, "regression", 60),
 }
 
 
@@ -137,7 +137,7 @@ def searches(pipe, seed, task, quick):
         else {wd: [1e-5, 1e-3, 1e-1], drop: [0.0, 0.5]}
     )
     out = {
-        "untuned": (pipe, 1),
+        "untuned": (clone(pipe), 1),
         "GridSearchCV": (GridSearchCV(pipe, grid, cv=CV), budget * CV + 1),
         "RandomizedSearchCV": (
             RandomizedSearchCV(pipe, space, n_iter=budget, cv=CV, random_state=seed),
@@ -186,7 +186,9 @@ def _optuna(pipe, seed, budget, wd, drop):
         cv=CV,
         random_state=seed,
         verbose=0,
-        sampler=optuna.samplers.TPESampler(seed=seed),
+        study=optuna.create_study(
+            direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed)
+        ),
     )
 
 
@@ -224,10 +226,9 @@ def run(name, seed, quick):
     pipe = make_pipeline(task, X_tr.shape[1], n_out, epochs)
     rows = []
     for search_name, (search, trainings) in searches(pipe, seed, task, quick).items():
-        search = clone(search)
         torch.manual_seed(seed)
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+            warnings.simplefilter("ignore")  # Optuna's ExperimentalWarning, etc.
             try:
                 _, seconds = timed(search.fit, X_tr, y_tr)
             except Exception as exc:  # recorded, not hidden

@@ -28,6 +28,10 @@ class UnsupportedEstimatorError(SkHypergradError, TypeError):
     """The estimator is not a skorch network (or a Pipeline ending in one)."""
 
 
+class ParallelWorkerError(SkHypergradError, RuntimeError):
+    """A joblib / Dask worker died while running part of the search."""
+
+
 class SolverDivergedError(SkHypergradError, FloatingPointError):
     """A linear solve for the inverse Hessian-vector product diverged."""
 
@@ -49,6 +53,7 @@ __all__ = [
     "InvalidHyperparameterError",
     "InvalidInputError",
     "InvalidInputTypeError",
+    "ParallelWorkerError",
     "SkHypergradError",
     "SolverConvergenceWarning",
     "SolverDivergedError",

@@ -18,7 +18,11 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
 from ..callbacks import WeightDecayPenalty
-from ..exceptions import HyperstepSkippedWarning, InvalidInputError
+from ..exceptions import (
+    HyperstepSkippedWarning,
+    InvalidInputError,
+    ParallelWorkerError,
+)
 from ..net import cast_X, cast_y, split_estimator
 from ..utils._random import generator, spawn_seeds
 from ..utils._validation import (
@@ -429,7 +433,7 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         starts = self._starting_points(specs, seeds[-1])
         self._refit_seed = seeds[-2]
         fold_params = [_index_params(net_params, train, len(X)) for train, _ in splits]
-        return Parallel(n_jobs=self.n_jobs)(
+        jobs = (
             delayed(run_start)(
                 self.estimator,
                 step,
@@ -444,6 +448,16 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
             )
             for i in range(self.n_starts)
         )
+        try:
+            return Parallel(n_jobs=self.n_jobs)(jobs)
+        except Exception as exc:
+            if not _is_worker_failure(exc):
+                raise
+            raise ParallelWorkerError(
+                f"A parallel worker was lost while running the search's starting "
+                f"points ({type(exc).__name__}: {exc}). Nothing was fitted. Re-run "
+                "fit (the same random_state gives the same result), or use n_jobs=1."
+            ) from exc
 
     def _store_results(self, specs, results, cv):
         self.cv_results_ = build_cv_results(
@@ -609,6 +623,22 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         # skorch modules can emit several outputs per sample.
         tags.target_tags.multi_output = sub.estimator_type == "regressor"
         return tags
+
+
+# Errors raised by joblib / Dask when a worker process dies, by class name so
+# that neither distributed nor loky has to be imported to recognise them.
+_WORKER_FAILURES = {
+    "TerminatedWorkerError",
+    "KilledWorker",
+    "FutureCancelledError",
+    "CancelledError",
+    "CommClosedError",
+    "BrokenProcessPool",
+}
+
+
+def _is_worker_failure(exc) -> bool:
+    return any(cls.__name__ in _WORKER_FAILURES for cls in type(exc).__mro__)
 
 
 def _warn_skipped(cv_results):
