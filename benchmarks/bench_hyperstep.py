@@ -2,8 +2,8 @@
 
 One hyper-step is what the search computes for one CV split
 (``fold_hypergradient``): the hypergradient of the cross-entropy on a
-2048-sample validation batch with respect to raw (log) weight-decay values,
-through an inner loss of cross-entropy on a 512-sample training batch plus
+512-sample validation batch with respect to raw (log) weight-decay values,
+through an inner loss of cross-entropy on a 256-sample training batch plus
 ``0.5 * sum(lambda * w**2)``. It is timed for 1 (global), per-layer and
 per-weight hyperparameters, on ``_common.MLP`` nets of about 10k, 100k, 1M and
 3M weights (64 features, 10 classes, synthetic data), with ``identity``,
@@ -50,8 +50,8 @@ from skhypergrad.penalties import (
 
 N_FEATURES = 64
 N_CLASSES = 10
-HYPER_BATCH = 512  # the search's default hyper_batch_size
-VAL_BATCH = 4 * HYPER_BATCH  # fold_hypergradient's validation batch
+HYPER_BATCH = 256  # the search's default hyper_batch_size
+VAL_BATCH = 2 * HYPER_BATCH  # fold_hypergradient's validation batch
 TRAIN_BATCH = 128
 WEIGHT_DECAY = 1e-3  # value every hyperparameter starts from
 POWER_ITER = 10  # Hessian-vector products alpha="auto" spends (engine default)
@@ -71,6 +71,7 @@ METHODS = {
     "neumann-5": ("neumann", 5),
     "neumann-20": ("neumann", 20),
     "cg-5": ("cg", 5),
+    "cg-10": ("cg", 10),  # the search's default
     "cg-20": ("cg", 20),
 }
 QUICK_NETS = ("10k", "100k")
