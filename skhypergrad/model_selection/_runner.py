@@ -74,6 +74,16 @@ class HparamState:
         raw = self.raw if raw is None else raw
         return {s.name: s.real.from_raw(r).to(dtype) for s, r in zip(self.specs, raw)}
 
+    def expand_decays(self, values, net, params):
+        """One list of per-parameter coefficients per weight-decay spec."""
+        return [
+            expand_coefficients(
+                values[s.name], s.granularity, net.skhypergrad_layout_, params
+            )
+            for s in self.specs
+            if s.kind == "weight_decay"
+        ]
+
     def decay_coefficients(self, net, params):
         """Per-parameter weight-decay tensors of ``net``, rebuilt once per step.
 
@@ -83,14 +93,7 @@ class HparamState:
         cached = getattr(net, "skhypergrad_coefs_", None)
         if cached is not None and cached[0] == self.version:
             return cached[1]
-        values = self.values(dtype=params[0].dtype)
-        coefs = [
-            expand_coefficients(
-                values[s.name], s.granularity, net.skhypergrad_layout_, params
-            )
-            for s in self.specs
-            if s.kind == "weight_decay"
-        ]
+        coefs = self.expand_decays(self.values(dtype=params[0].dtype), net, params)
         net.skhypergrad_coefs_ = (self.version, coefs)
         return coefs
 
@@ -270,12 +273,8 @@ def fold_hypergradient(fold, state, settings, generator):
         loss = net.get_loss(
             net.infer(X_in), _to_device(y_in, net), X=X_in, training=True
         )
-        for spec in state.specs:
-            if spec.kind == "weight_decay":
-                coefs = expand_coefficients(
-                    values[spec.name], spec.granularity, net.skhypergrad_layout_, params
-                )
-                loss = loss + l2_penalty(params, coefs)
+        for coefs in state.expand_decays(values, net, params):
+            loss = loss + l2_penalty(params, coefs)
         return loss
 
     def outer_loss(params, hparams):

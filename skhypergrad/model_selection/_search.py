@@ -292,9 +292,9 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         groups = params.pop("groups", None)
         net_params = self._net_fit_params(params, step)
         self._check_scoring()
-        splits, cv = self._make_splits(X, y, groups)
+        splits = self._make_splits(X, y, groups)
         results = self._run_starts(X, y, specs, splits, net_params, step)
-        self._store_results(specs, results, cv)
+        self._store_results(specs, results)
         _warn_skipped(self.cv_results_)
         if self.refit:
             self._refit_best(X, y, specs, net_params, step)
@@ -397,7 +397,7 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
                 f"{len(X)} samples: {exc} Use fewer splits or more data."
             ) from exc
         self.n_splits_ = len(splits)
-        return splits, cv
+        return splits
 
     def _settings(self, net) -> Settings:
         warmup = max(1, net.max_epochs // 3) if self.warmup == "auto" else self.warmup
@@ -459,7 +459,7 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
                 "fit (the same random_state gives the same result), or use n_jobs=1."
             ) from exc
 
-    def _store_results(self, specs, results, cv):
+    def _store_results(self, specs, results):
         self.cv_results_ = build_cv_results(
             specs, results, list(self._scorers), self.n_splits_, self.return_train_score
         )
@@ -502,6 +502,10 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         check_features(self, X, reset=False)
         return _cast_features(X) if self.cast_inputs else X
 
+    def _delegate(self, method, X):
+        X = self._prepare(X)
+        return getattr(self.best_estimator_, method)(X)
+
     @available_if(_estimator_has("predict"))
     def predict(self, X):
         """Predict with ``best_estimator_`` (1-D output for a 1-D training ``y``).
@@ -514,8 +518,7 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         -------
         y_pred : ndarray
         """
-        X = self._prepare(X)
-        y_pred = self.best_estimator_.predict(X)
+        y_pred = self._delegate("predict", X)
         if self._target_was_1d and np.ndim(y_pred) == 2 and y_pred.shape[1] == 1:
             y_pred = y_pred.ravel()
         if self.cast_inputs and getattr(y_pred, "dtype", None) == np.float32:
@@ -535,8 +538,7 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         -------
         proba : ndarray of shape (n_samples, n_classes)
         """
-        X = self._prepare(X)
-        return self.best_estimator_.predict_proba(X)
+        return self._delegate("predict_proba", X)
 
     @available_if(_estimator_has("predict_log_proba"))
     def predict_log_proba(self, X):
@@ -550,8 +552,7 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         -------
         log_proba : ndarray of shape (n_samples, n_classes)
         """
-        X = self._prepare(X)
-        return self.best_estimator_.predict_log_proba(X)
+        return self._delegate("predict_log_proba", X)
 
     @available_if(_estimator_has("decision_function"))
     def decision_function(self, X):
@@ -565,8 +566,7 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         -------
         scores : ndarray
         """
-        X = self._prepare(X)
-        return self.best_estimator_.decision_function(X)
+        return self._delegate("decision_function", X)
 
     @available_if(_estimator_has("transform"))
     def transform(self, X):
@@ -580,8 +580,7 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         -------
         Xt : ndarray
         """
-        X = self._prepare(X)
-        return self.best_estimator_.transform(X)
+        return self._delegate("transform", X)
 
     def score(self, X, y=None):
         """Score ``best_estimator_`` with ``scorer_`` (the refit metric if several).

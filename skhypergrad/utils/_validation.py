@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 from sklearn.utils import check_array
 from sklearn.utils._param_validation import (  # noqa: F401  (re-exported)
@@ -135,16 +133,3 @@ def check_consistent_length(X, y) -> int:
             f"{len(y)}. Pass one target per row of X."
         )
     return n_samples
-
-
-def check_positive_int(value, name: str, minimum: int = 1) -> int:
-    """Return ``value`` as int, or raise if it is not an integer >= ``minimum``."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Integral)
-        or value < minimum
-    ):
-        raise InvalidInputError(
-            f"{name} must be an integer >= {minimum}, got {value!r}."
-        )
-    return int(value)
