@@ -44,7 +44,9 @@ class Settings:
     solver_damping: float
     solver_alpha: object
     hyper_optimizer: str
+    hyper_betas: tuple
     hyper_lr: float
+    hyper_lr_schedule: str
     hyper_interval: int
     warmup: int
     hyper_batch_size: int
@@ -328,8 +330,8 @@ def _to_device(y, net):
     return None if y is None else y.to(net.device)
 
 
-def hyper_step(folds, state, optimizer_state, settings, generator, epoch):
-    """Average the folds' hypergradients and move the raw values one step.
+def hyper_step(folds, state, optimizer_state, settings, generator, epoch, lr):
+    """Average the folds' hypergradients and move the raw values one step of ``lr``.
 
     Returns the new optimiser state and a path record; a step whose
     hypergradient is not finite is skipped and recorded, never applied.
@@ -348,6 +350,7 @@ def hyper_step(folds, state, optimizer_state, settings, generator, epoch):
         iterations.append(info.solve.n_iter)
     record = {
         "epoch": epoch,
+        "hyper_lr": lr,
         "val_loss": float(np.mean(losses)) if losses else math.nan,
         "solver_iter": float(np.mean(iterations)) if iterations else 0.0,
     }
@@ -361,8 +364,12 @@ def hyper_step(folds, state, optimizer_state, settings, generator, epoch):
         return optimizer_state, record
     mean = [torch.stack([g[i] for g in grads]).mean(0) for i in range(len(state.raw))]
     norm = math.sqrt(sum(float((m**2).sum()) for m in mean))
-    step_fn = adam_step if settings.hyper_optimizer == "adam" else sgd_step
-    new_raw, new_state = step_fn(state.raw, mean, optimizer_state, lr=settings.hyper_lr)
+    if settings.hyper_optimizer == "adam":
+        new_raw, new_state = adam_step(
+            state.raw, mean, optimizer_state, lr=lr, betas=settings.hyper_betas
+        )
+    else:
+        new_raw, new_state = sgd_step(state.raw, mean, optimizer_state, lr=lr)
     at_bound = []
     for i, spec in enumerate(state.specs):
         low, high = spec.real.raw_bounds()
@@ -378,6 +385,15 @@ def hyper_step(folds, state, optimizer_state, settings, generator, epoch):
     state.update(new_raw)
     record.update(hypergrad_norm=norm, skipped=False, reason=None, at_bound=at_bound)
     return new_state, record
+
+
+def hyper_lr_at(settings, step, n_steps):
+    """Hyper learning rate of hyper-step ``step`` (0-based) of ``n_steps``."""
+    if settings.hyper_lr_schedule == "constant" or n_steps < 2:
+        return settings.hyper_lr
+    progress = step / (n_steps - 1)
+    low = settings.hyper_lr / 10
+    return low + (settings.hyper_lr - low) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 def init_optimizer(settings, raw):
@@ -508,8 +524,9 @@ def _train(folds, state, settings, generator):
         if epoch not in due:
             continue
         start = time.perf_counter()
+        lr = hyper_lr_at(settings, due.index(epoch), len(due))
         optimizer_state, record = hyper_step(
-            folds, state, optimizer_state, settings, generator, epoch
+            folds, state, optimizer_state, settings, generator, epoch, lr
         )
         elapsed = time.perf_counter() - start
         for fold in folds:

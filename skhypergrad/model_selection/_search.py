@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 import time
 import warnings
@@ -28,6 +29,7 @@ from ..utils._random import generator, spawn_seeds
 from ..utils._validation import (
     HasMethods,
     Interval,
+    InvalidParameterError,
     StrOptions,
     as_array,
     check_consistent_length,
@@ -105,9 +107,18 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         Neumann step; "auto" uses 1 / (estimated top Hessian eigenvalue).
     hyper_optimizer : {"adam", "sgd"}, default="adam"
         Optimiser of the raw (log / logit) hyperparameters.
-    hyper_lr : float, default=0.2
-        Its learning rate, in raw units (about 20% change per step on a log
-        scale with Adam).
+    hyper_betas : tuple of two floats in [0, 1), default=(0.0, 0.9)
+        Adam's decay rates of the first and second moments of the
+        hypergradient (ignored by "sgd"). A low first one (less momentum)
+        follows the lag between a hyperparameter and the weights' response
+        without overshooting; the default is RMSprop-like.
+    hyper_lr : float, default=0.5
+        Its (first) learning rate, in raw units: with Adam a step changes a
+        log-scaled value by up to a factor ``exp(hyper_lr)``.
+    hyper_lr_schedule : {"constant", "cosine"}, default="cosine"
+        "cosine" lowers the hyper learning rate from ``hyper_lr`` to
+        ``hyper_lr / 10`` along a half cosine over the planned hyper-steps:
+        large moves first, small ones while ``best_params_`` is averaged.
     hyper_interval : int, default=1
         Epochs of training between hyper-steps.
     warmup : int or "auto", default="auto"
@@ -147,8 +158,9 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
     refit_time_ : float
     multimetric_ : bool
     path_ : dict of lists
-        Per hyper-step of the best start: ``epoch``, ``val_loss``,
-        ``hypergrad_norm``, ``skipped``, ``reason`` and each hyperparameter's
+        Per hyper-step of the best start: ``epoch``, ``hyper_lr`` (the step's
+        learning rate), ``val_loss``, ``hypergrad_norm``, ``solver_iter``,
+        ``skipped``, ``reason``, ``at_bound`` and each hyperparameter's
         value (a geometric mean for vectors).
     paths_ : list of dict
         ``path_`` of every starting point.
@@ -203,6 +215,8 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         ],
         "hyper_optimizer": [StrOptions({"adam", "sgd"})],
         "hyper_lr": [Interval(numbers.Real, 0, None, closed="neither")],
+        "hyper_lr_schedule": [StrOptions({"constant", "cosine"})],
+        "hyper_betas": [tuple, list],
         "hyper_interval": [Interval(numbers.Integral, 1, None, closed="left")],
         "warmup": [
             StrOptions({"auto"}),
@@ -232,7 +246,9 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         solver_damping=1e-3,
         solver_alpha="auto",
         hyper_optimizer="adam",
-        hyper_lr=0.2,
+        hyper_betas=(0.0, 0.9),
+        hyper_lr=0.5,
+        hyper_lr_schedule="cosine",
         hyper_interval=1,
         warmup="auto",
         hyper_batch_size=256,
@@ -255,7 +271,9 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         self.solver_damping = solver_damping
         self.solver_alpha = solver_alpha
         self.hyper_optimizer = hyper_optimizer
+        self.hyper_betas = hyper_betas
         self.hyper_lr = hyper_lr
+        self.hyper_lr_schedule = hyper_lr_schedule
         self.hyper_interval = hyper_interval
         self.warmup = warmup
         self.hyper_batch_size = hyper_batch_size
@@ -285,6 +303,7 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
             self.get_params(deep=False),
             type(self).__name__,
         )
+        _check_betas(self.hyper_betas)
         self._forget_fit()
         net, step = split_estimator(self.estimator)
         specs = resolve_space(self.param_distributions, net, step)
@@ -407,7 +426,9 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
             solver_damping=self.solver_damping,
             solver_alpha=self.solver_alpha,
             hyper_optimizer=self.hyper_optimizer,
+            hyper_betas=tuple(float(b) for b in self.hyper_betas),
             hyper_lr=self.hyper_lr,
+            hyper_lr_schedule=self.hyper_lr_schedule,
             hyper_interval=self.hyper_interval,
             warmup=warmup,
             hyper_batch_size=self.hyper_batch_size,
@@ -695,8 +716,25 @@ def _refit_params(estimator, best_params, specs, step):
     return out
 
 
+def _check_betas(betas):
+    ok = len(betas) == 2 and all(
+        isinstance(b, numbers.Real)
+        and not isinstance(b, bool)
+        and math.isfinite(b)
+        and 0 <= b < 1
+        for b in betas
+    )
+    if not ok:
+        raise InvalidParameterError(
+            "The 'hyper_betas' parameter of HypergradSearchCV must be two numbers "
+            f"in [0, 1) (Adam's moment decay rates). Got {betas!r} instead. Pass "
+            "e.g. hyper_betas=(0.5, 0.9)."
+        )
+
+
 _PATH_KEYS = (
     "epoch",
+    "hyper_lr",
     "val_loss",
     "hypergrad_norm",
     "solver_iter",

@@ -277,6 +277,53 @@ def test_same_random_state_repeats_search(classification_data, make_classifier):
 
 
 @pytest.mark.parametrize(
+    ("schedule", "expected"),
+    [
+        ("constant", [0.4] * 4),
+        # half cosine from hyper_lr to hyper_lr / 10 over the 4 planned steps
+        ("cosine", [0.4, 0.4 * (0.1 + 0.9 * 0.75), 0.4 * (0.1 + 0.9 * 0.25), 0.04]),
+    ],
+)
+def test_hyper_lr_schedule_sets_each_step_rate(
+    classification_data, make_classifier, schedule, expected
+):
+    X, y = classification_data
+    # 6 epochs, warm-up 2: hyper-steps after epochs 2, 3, 4, 5 (4 planned).
+    search = _search(
+        make_classifier(), hyper_lr=0.4, hyper_lr_schedule=schedule, warmup=2
+    ).fit(X, y)
+
+    assert search.path_["epoch"] == [2, 3, 4, 5]
+    np.testing.assert_allclose(search.path_["hyper_lr"], expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "betas", [(0.9,), (1.0, 0.9), (0.5, -0.1), (0.5, float("nan")), ("a", 0.9)]
+)
+def test_hyper_betas_rejects_bad_values(classification_data, make_classifier, betas):
+    X, y = classification_data
+    with pytest.raises(ValueError, match=r"hyper_betas.*two numbers in \[0, 1\).*Got"):
+        _search(make_classifier(), hyper_betas=betas).fit(X, y)
+
+
+def test_hyper_betas_change_the_path(classification_data, make_classifier):
+    X, y = classification_data
+    name = "optimizer__weight_decay"
+    heavy = _search(make_classifier(), hyper_betas=(0.9, 0.999)).fit(X, y)
+    light = _search(make_classifier(), hyper_betas=(0.0, 0.9)).fit(X, y)
+
+    # Same first step (Adam's first step is lr * sign), then momentum differs.
+    assert heavy.path_[name][0] == pytest.approx(light.path_[name][0])
+    assert heavy.path_[name][1:] != pytest.approx(light.path_[name][1:])
+
+
+def test_hyper_lr_schedule_rejects_unknown_name(classification_data, make_classifier):
+    X, y = classification_data
+    with pytest.raises(ValueError, match="hyper_lr_schedule.*'linear'"):
+        _search(make_classifier(), hyper_lr_schedule="linear").fit(X, y)
+
+
+@pytest.mark.parametrize(
     "backend",
     [
         # Starting two worker processes that import torch takes ~15 s on 2 cores.

@@ -1,0 +1,153 @@
+"""Choosing the defaults: HypergradSearchCV under several settings, side by side.
+
+Runs only HypergradSearchCV (weight decay + dropout, the space and estimator of
+``bench_search.py``) on the datasets of ``bench_search.py`` with each setting
+below, over several seeds, and prints mean test score, its spread and wall time
+per setting. The other searches' scores for the same datasets and seeds are in
+``bench_search.py``'s output; this script is what the defaults in
+``docs/benchmarks.md`` were chosen from.
+
+Run: ``python benchmarks/bench_defaults.py`` (3 seeds, 4 datasets, every
+setting; about 20 minutes on two cores) or pick with ``--configs`` /
+``--datasets`` / ``--seeds``. Saves ``benchmarks/results/defaults.json``.
+Run one benchmark at a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import warnings
+
+import numpy as np
+import torch
+from _common import save, timed, warm_up
+from bench_search import (
+    DATASETS,
+    DROPOUT_RANGE,
+    WD_RANGE,
+    evaluate,
+    load,
+    make_pipeline,
+)
+from scipy.stats import loguniform, uniform
+
+from skhypergrad import HypergradSearchCV
+
+# label: keyword arguments of HypergradSearchCV (everything else default).
+CONFIGS = {
+    "lr0.2 (old default)": {"hyper_lr": 0.2},
+    "lr0.5": {"hyper_lr": 0.5},
+    "lr1.0": {"hyper_lr": 1.0},
+    "lr0.3": {"hyper_lr": 0.3},
+    "lr0.5 cosine": {"hyper_lr": 0.5, "hyper_lr_schedule": "cosine"},
+    "lr1.0 cosine": {"hyper_lr": 1.0, "hyper_lr_schedule": "cosine"},
+    "lr0.5 cosine b(0,.9)": {
+        "hyper_lr": 0.5,
+        "hyper_lr_schedule": "cosine",
+        "hyper_betas": (0.0, 0.9),
+    },
+    "lr1.0 cosine b(0,.9)": {
+        "hyper_lr": 1.0,
+        "hyper_lr_schedule": "cosine",
+        "hyper_betas": (0.0, 0.9),
+    },
+    "lr0.5 cosine b(.5,.9)": {
+        "hyper_lr": 0.5,
+        "hyper_lr_schedule": "cosine",
+        "hyper_betas": (0.5, 0.9),
+    },
+    "lr1.0 cosine b(.5,.9)": {
+        "hyper_lr": 1.0,
+        "hyper_lr_schedule": "cosine",
+        "hyper_betas": (0.5, 0.9),
+    },
+    "lr0.5 warmup1": {"hyper_lr": 0.5, "warmup": 1},
+    "lr0.5 avg-last-step": {"hyper_lr": 0.5, "average_last": 0.01},
+    "defaults": {},
+}
+DEFAULT_DATASETS = ("digits_noise20", "digits300_noise20", "synthetic5000", "diabetes")
+
+
+def run(name, seed, configs):
+    X_tr, X_te, y_tr, y_te = load(name, seed)
+    task, epochs = DATASETS[name][1], DATASETS[name][2]
+    n_out = len(np.unique(y_tr)) if task == "classification" else 1
+    pipe = make_pipeline(task, X_tr.shape[1], n_out, epochs)
+    space = {
+        "net__optimizer__weight_decay": loguniform(*WD_RANGE),
+        "net__module__dropout": uniform(DROPOUT_RANGE[0], DROPOUT_RANGE[1]),
+    }
+    rows = []
+    for label in configs:
+        search = HypergradSearchCV(
+            pipe, space, cv=3, random_state=seed, **CONFIGS[label]
+        )
+        torch.manual_seed(seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _, seconds = timed(search.fit, X_tr, y_tr)
+        row = {"dataset": name, "config": label, "seed": seed, "seconds": seconds}
+        row.update(evaluate(search, task, X_te, y_te))
+        row["score"] = row.get("accuracy", row.get("r2"))
+        row["best_params"] = {k: float(v) for k, v in search.best_params_.items()}
+        rows.append(row)
+        print(
+            f"  {name} seed={seed} {label:<22} {seconds:6.1f}s "
+            f"score={row['score']:.4f} "
+            + " ".join(
+                f"{k.split('__')[-1]}={v:.3g}" for k, v in row["best_params"].items()
+            ),
+            flush=True,
+        )
+    return rows
+
+
+def table(rows, datasets, configs):
+    lines = [
+        "| setting | " + " | ".join(datasets) + " | median seconds |",
+        "|---" * (len(datasets) + 2) + "|",
+    ]
+    for label in configs:
+        cells = []
+        for name in datasets:
+            scores = [
+                r["score"]
+                for r in rows
+                if r["config"] == label and r["dataset"] == name
+            ]
+            sd = statistics.stdev(scores) if len(scores) > 1 else 0.0
+            cells.append(f"{statistics.fmean(scores):.4f} ± {sd:.4f}")
+        seconds = [r["seconds"] for r in rows if r["config"] == label]
+        lines.append(
+            f"| {label} | "
+            + " | ".join(cells)
+            + f" | {statistics.median(seconds):.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--configs", nargs="+", choices=tuple(CONFIGS), default=list(CONFIGS)
+    )
+    parser.add_argument(
+        "--datasets", nargs="+", choices=tuple(DATASETS), default=list(DEFAULT_DATASETS)
+    )
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    warm_up()
+    rows = []
+    for name in args.datasets:
+        for seed in range(args.seeds):
+            rows += run(name, seed, args.configs)
+    print("\nmean test score (accuracy; R² for diabetes) ± std over seeds\n")
+    print(table(rows, args.datasets, args.configs))
+    print(f"saved {save('defaults', {'args': vars(args), 'rows': rows})}")
+
+
+if __name__ == "__main__":
+    main()
