@@ -8,20 +8,23 @@ per setting. The other searches' scores for the same datasets and seeds are in
 ``docs/benchmarks.md`` were chosen from.
 
 Run: ``python benchmarks/bench_defaults.py`` (3 seeds, 4 datasets, every
-setting; about 20 minutes on two cores) or pick with ``--configs`` /
-``--datasets`` / ``--seeds``. Saves ``benchmarks/results/defaults.json``.
-Run one benchmark at a time.
+setting; about 40 minutes on two cores) or pick with ``--configs`` /
+``--datasets`` / ``--seeds``; rows are added to
+``benchmarks/results/defaults.json`` (a setting run again replaces its rows)
+and ``--report`` prints the table of everything saved. Run one benchmark at a
+time.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import warnings
 
 import numpy as np
 import torch
-from _common import save, timed, warm_up
+from _common import RESULTS, save, timed, warm_up
 from bench_search import (
     DATASETS,
     DROPOUT_RANGE,
@@ -35,36 +38,24 @@ from scipy.stats import loguniform, uniform
 from skhypergrad import HypergradSearchCV
 
 # label: keyword arguments of HypergradSearchCV (everything else default).
+# Every setting names the learning rate, its schedule and Adam's betas, so that
+# a rerun means the same thing after the defaults change. "b(x,y)": betas;
+# without one, Adam's usual (0.9, 0.999), the defaults before this sweep.
+_OLD = {"hyper_lr_schedule": "constant", "hyper_betas": (0.9, 0.999)}
+_COS = {"hyper_lr_schedule": "cosine"}
 CONFIGS = {
-    "lr0.2 (old default)": {"hyper_lr": 0.2},
-    "lr0.5": {"hyper_lr": 0.5},
-    "lr1.0": {"hyper_lr": 1.0},
-    "lr0.3": {"hyper_lr": 0.3},
-    "lr0.5 cosine": {"hyper_lr": 0.5, "hyper_lr_schedule": "cosine"},
-    "lr1.0 cosine": {"hyper_lr": 1.0, "hyper_lr_schedule": "cosine"},
-    "lr0.5 cosine b(0,.9)": {
-        "hyper_lr": 0.5,
-        "hyper_lr_schedule": "cosine",
-        "hyper_betas": (0.0, 0.9),
-    },
-    "lr1.0 cosine b(0,.9)": {
-        "hyper_lr": 1.0,
-        "hyper_lr_schedule": "cosine",
-        "hyper_betas": (0.0, 0.9),
-    },
-    "lr0.5 cosine b(.5,.9)": {
-        "hyper_lr": 0.5,
-        "hyper_lr_schedule": "cosine",
-        "hyper_betas": (0.5, 0.9),
-    },
-    "lr1.0 cosine b(.5,.9)": {
-        "hyper_lr": 1.0,
-        "hyper_lr_schedule": "cosine",
-        "hyper_betas": (0.5, 0.9),
-    },
-    "lr0.5 warmup1": {"hyper_lr": 0.5, "warmup": 1},
-    "lr0.5 avg-last-step": {"hyper_lr": 0.5, "average_last": 0.01},
-    "defaults": {},
+    "lr0.2 (old default)": {**_OLD, "hyper_lr": 0.2},
+    "lr0.5": {**_OLD, "hyper_lr": 0.5},
+    "lr1.0": {**_OLD, "hyper_lr": 1.0},
+    "lr0.3": {**_OLD, "hyper_lr": 0.3},
+    "lr0.5 cosine": {**_OLD, **_COS, "hyper_lr": 0.5},
+    "lr1.0 cosine": {**_OLD, **_COS, "hyper_lr": 1.0},
+    "lr0.5 cosine b(0,.9)": {**_COS, "hyper_lr": 0.5, "hyper_betas": (0.0, 0.9)},
+    "lr1.0 cosine b(0,.9)": {**_COS, "hyper_lr": 1.0, "hyper_betas": (0.0, 0.9)},
+    "lr0.5 cosine b(.5,.9)": {**_COS, "hyper_lr": 0.5, "hyper_betas": (0.5, 0.9)},
+    "lr1.0 cosine b(.5,.9)": {**_COS, "hyper_lr": 1.0, "hyper_betas": (0.5, 0.9)},
+    "lr0.5 warmup1": {**_OLD, "hyper_lr": 0.5, "warmup": 1},
+    "lr0.5 avg-last-step": {**_OLD, "hyper_lr": 0.5, "average_last": 0.01},
 }
 DEFAULT_DATASETS = ("digits_noise20", "digits300_noise20", "synthetic5000", "diabetes")
 
@@ -127,6 +118,13 @@ def table(rows, datasets, configs):
     return "\n".join(lines)
 
 
+def _merge(old_rows, new_rows):
+    """Earlier rows, with those of a (config, dataset, seed) run again replaced."""
+    key = lambda r: (r["config"], r["dataset"], r["seed"])  # noqa: E731
+    fresh = {key(r) for r in new_rows}
+    return [r for r in old_rows if key(r) not in fresh] + new_rows
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -137,7 +135,19 @@ def main():
     )
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--report",
+        action="store_true",
+        help="print the table of every setting saved so far; run nothing",
+    )
     args = parser.parse_args()
+    path = RESULTS / "defaults.json"
+    old = json.loads(path.read_text())["rows"] if path.exists() else []
+    if args.report:
+        configs = [c for c in CONFIGS if any(r["config"] == c for r in old)]
+        datasets = [d for d in DATASETS if any(r["dataset"] == d for r in old)]
+        print(table(old, datasets, configs))
+        return
     torch.set_num_threads(args.threads)
     warm_up()
     rows = []
@@ -146,7 +156,9 @@ def main():
             rows += run(name, seed, args.configs)
     print("\nmean test score (accuracy; R² for diabetes) ± std over seeds\n")
     print(table(rows, args.datasets, args.configs))
-    print(f"saved {save('defaults', {'args': vars(args), 'rows': rows})}")
+    # Each invocation adds to the saved sweep instead of overwriting it.
+    saved = save("defaults", {"rows": _merge(old, rows)})
+    print(f"saved {saved}")
 
 
 if __name__ == "__main__":

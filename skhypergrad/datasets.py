@@ -157,3 +157,37 @@ def make_ridge_problem(
     X, y = torch.as_tensor(X, dtype=dtype), torch.as_tensor(y, dtype=dtype)
     train, val = (X[:n_train], y[:n_train]), (X[n_train:], y[n_train:])
     return RidgeProblem(*train, *val, alpha=alpha, per_feature=per_feature)
+
+
+def ridge_cv_loss(X, y, splits, weight_decay):
+    """Mean validation MSE, over CV splits, of a linear model trained to optimum.
+
+    The model is what ``torch.nn.Linear`` with a bias converges to under an
+    optimiser's ``weight_decay`` on the mean squared error: the minimiser of
+    ``mean((X w + b - y)^2) + weight_decay / 2 * ||(w, b)||^2`` (the bias is
+    penalised too, as torch does). An oracle for searches over weight decay.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    y : ndarray of shape (n_samples,)
+    splits : iterable of (train, test) index arrays
+    weight_decay : float
+
+    Returns
+    -------
+    loss : float
+    """
+    X, y = np.asarray(X, dtype=float), np.asarray(y, dtype=float)
+    losses = []
+    for train, test in splits:
+        A = np.hstack([X[train], np.ones((len(train), 1))])
+        n = len(train)
+        # Gradient (2/n) A^T (A t - y) + weight_decay t = 0.
+        theta = np.linalg.solve(
+            2.0 / n * A.T @ A + weight_decay * np.eye(A.shape[1]),
+            2.0 / n * A.T @ y[train],
+        )
+        B = np.hstack([X[test], np.ones((len(test), 1))])
+        losses.append(np.mean((B @ theta - y[test]) ** 2))
+    return float(np.mean(losses))

@@ -8,22 +8,7 @@ from skorch import NeuralNetRegressor
 from torch import nn
 
 from skhypergrad import HypergradSearchCV, Real
-
-
-def ridge_validation_loss(X, y, splits, weight_decay):
-    """Mean validation MSE of the exact minimiser of ``MSE + wd/2 ||(w, b)||^2``."""
-    losses = []
-    for train, test in splits:
-        A = np.hstack([X[train], np.ones((len(train), 1))])
-        n = len(train)
-        # Gradient (2/n) A^T (A t - y) + wd t = 0, bias penalised as torch does.
-        theta = np.linalg.solve(
-            2.0 / n * A.T @ A + weight_decay * np.eye(A.shape[1]),
-            2.0 / n * A.T @ y[train],
-        )
-        B = np.hstack([X[test], np.ones((len(test), 1))])
-        losses.append(np.mean((B @ theta - y[test]) ** 2))
-    return float(np.mean(losses))
+from skhypergrad.datasets import ridge_cv_loss as ridge_validation_loss
 
 
 def test_linear_search_reaches_fine_grid_optimum():
