@@ -54,6 +54,8 @@ CONFIGS = {
     "lr1.0 cosine b(0,.9)": {**_COS, "hyper_lr": 1.0, "hyper_betas": (0.0, 0.9)},
     "lr0.5 cosine b(.5,.9)": {**_COS, "hyper_lr": 0.5, "hyper_betas": (0.5, 0.9)},
     "lr1.0 cosine b(.5,.9)": {**_COS, "hyper_lr": 1.0, "hyper_betas": (0.5, 0.9)},
+    "defaults, cg-3, batch 128": {"solver_max_iter": 3, "hyper_batch_size": 128},
+    "defaults, cg-3, batch 64": {"solver_max_iter": 3, "hyper_batch_size": 64},
     "lr0.5 warmup1": {**_OLD, "hyper_lr": 0.5, "warmup": 1},
     "lr0.5 avg-last-step": {**_OLD, "hyper_lr": 0.5, "average_last": 0.01},
 }
@@ -118,6 +120,71 @@ def table(rows, datasets, configs):
     return "\n".join(lines)
 
 
+def oracle(configs):
+    """Each setting on a problem with a known optimum: the linear regressor of
+    tests/model_selection/test_linear_oracle.py (60 features, 90 samples, SGD
+    to convergence), whose mean validation MSE has a closed form. Reports the
+    found weight decay's loss over the best of a 200-point grid and the range
+    the path swept (wide = the hyper-optimiser oscillates)."""
+    from sklearn.datasets import make_regression
+    from sklearn.model_selection import KFold
+    from skorch import NeuralNetRegressor
+    from torch import nn
+
+    from skhypergrad import Real
+    from skhypergrad.datasets import ridge_cv_loss
+
+    X, y = make_regression(
+        n_samples=90, n_features=60, n_informative=10, noise=30.0, random_state=0
+    )
+    X = (X - X.mean(0)) / X.std(0)
+    y = (y - y.mean()) / y.std()
+    splits = list(KFold(3).split(X))
+    grid = np.logspace(-4, 1, 200)
+    losses = [ridge_cv_loss(X, y, splits, wd) for wd in grid]
+    best = min(losses)
+    print(
+        f"best grid point: weight decay {grid[np.argmin(losses)]:.4f}, loss {best:.4f}"
+    )
+    lines = [
+        "| setting | found weight decay | loss / best grid loss "
+        "| path range, last half |",
+        "|---|---|---|---|",
+    ]
+    rows = []
+    for label in configs:
+        net = NeuralNetRegressor(
+            nn.Linear,
+            module__in_features=60,
+            module__out_features=1,
+            optimizer=torch.optim.SGD,
+            lr=0.2,
+            max_epochs=200,
+            batch_size=-1,
+            train_split=None,
+            verbose=0,
+        )
+        search = HypergradSearchCV(
+            net,
+            {"optimizer__weight_decay": Real(1e-4, 10.0, log=True)},
+            cv=splits,
+            random_state=0,
+            refit=False,
+            **CONFIGS[label],
+        ).fit(X, y)
+        found = search.best_params_["optimizer__weight_decay"]
+        path = search.path_["optimizer__weight_decay"]
+        tail = path[len(path) // 2 :]
+        ratio = ridge_cv_loss(X, y, splits, found) / best
+        rows.append({"config": label, "found": found, "ratio": ratio, "path": path})
+        lines.append(
+            f"| {label} | {found:.4f} | {ratio:.4f} | {min(tail):.4f}–{max(tail):.4f} |"
+        )
+        print(lines[-1], flush=True)
+    print("\n" + "\n".join(lines))
+    return rows
+
+
 def _merge(old_rows, new_rows):
     """Earlier rows, with those of a (config, dataset, seed) run again replaced."""
     key = lambda r: (r["config"], r["dataset"], r["seed"])  # noqa: E731
@@ -140,7 +207,16 @@ def main():
         action="store_true",
         help="print the table of every setting saved so far; run nothing",
     )
+    parser.add_argument(
+        "--oracle",
+        action="store_true",
+        help="run the settings on the linear problem with a closed-form optimum",
+    )
     args = parser.parse_args()
+    if args.oracle:
+        torch.set_num_threads(args.threads)
+        save("defaults_oracle", {"rows": oracle(args.configs)})
+        return
     path = RESULTS / "defaults.json"
     old = json.loads(path.read_text())["rows"] if path.exists() else []
     if args.report:

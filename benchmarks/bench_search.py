@@ -276,6 +276,10 @@ def run(name, seed, quick, only=None):
             row["best_params"] = {
                 k: float(np.mean(v)) for k, v in search.best_params_.items()
             }
+        if hasattr(search, "path_"):
+            row["hypersteps"] = len(search.path_["epoch"])
+            row["skipped_hypersteps"] = int(sum(search.path_["skipped"]))
+            row["mean_solver_iter"] = float(np.mean(search.path_["solver_iter"]))
         rows.append(row)
         print(
             f"  {name} seed={seed} {search_name:<28} {seconds:7.1f}s "

@@ -8,34 +8,37 @@ from sklearn.model_selection import KFold
 from skhypergrad.datasets import ridge_cv_loss
 
 
+def _fit_linear(X, y, weight_decay):
+    """nn.Linear trained on ``(X, y)`` with L-BFGS to convergence, in float64."""
+    Xt = torch.as_tensor(X, dtype=torch.float64)
+    yt = torch.as_tensor(y, dtype=torch.float64)
+    model = torch.nn.Linear(X.shape[1], 1).double()
+    opt = torch.optim.LBFGS(
+        model.parameters(),
+        max_iter=500,
+        tolerance_grad=1e-12,
+        line_search_fn="strong_wolfe",
+    )
+
+    def closure():
+        opt.zero_grad()
+        loss = ((model(Xt).squeeze(1) - yt) ** 2).mean()
+        loss = loss + weight_decay / 2 * sum((p**2).sum() for p in model.parameters())
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return model
+
+
 def _trained_linear_loss(X, y, splits, weight_decay):
-    """The same quantity by training torch's nn.Linear with L-BFGS to convergence."""
+    """The same quantity by training torch's nn.Linear for each split."""
     losses = []
     for train, test in splits:
-        Xt = torch.as_tensor(X, dtype=torch.float64)
-        yt = torch.as_tensor(y, dtype=torch.float64)
-        model = torch.nn.Linear(X.shape[1], 1).double()
-        opt = torch.optim.LBFGS(
-            model.parameters(),
-            max_iter=500,
-            tolerance_grad=1e-12,
-            line_search_fn="strong_wolfe",
-        )
-
-        def closure():
-            opt.zero_grad()
-            pred = model(Xt[train]).squeeze(1)
-            loss = ((pred - yt[train]) ** 2).mean()
-            loss = loss + weight_decay / 2 * sum(
-                (p**2).sum() for p in model.parameters()
-            )
-            loss.backward()
-            return loss
-
-        opt.step(closure)
+        model = _fit_linear(X[train], y[train], weight_decay)
         with torch.no_grad():
-            pred = model(Xt[test]).squeeze(1)
-            losses.append(float(((pred - yt[test]) ** 2).mean()))
+            pred = model(torch.as_tensor(X[test], dtype=torch.float64)).squeeze(1)
+        losses.append(float(((pred.numpy() - y[test]) ** 2).mean()))
     return float(np.mean(losses))
 
 
