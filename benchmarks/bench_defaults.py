@@ -126,25 +126,16 @@ def oracle(configs):
     to convergence), whose mean validation MSE has a closed form. Reports the
     found weight decay's loss over the best of a 200-point grid and the range
     the path swept (wide = the hyper-optimiser oscillates)."""
-    from sklearn.datasets import make_regression
-    from sklearn.model_selection import KFold
     from skorch import NeuralNetRegressor
     from torch import nn
 
     from skhypergrad import Real
-    from skhypergrad.datasets import ridge_cv_loss
+    from skhypergrad.datasets import make_linear_oracle
 
-    X, y = make_regression(
-        n_samples=90, n_features=60, n_informative=10, noise=30.0, random_state=0
-    )
-    X = (X - X.mean(0)) / X.std(0)
-    y = (y - y.mean()) / y.std()
-    splits = list(KFold(3).split(X))
-    grid = np.logspace(-4, 1, 200)
-    losses = [ridge_cv_loss(X, y, splits, wd) for wd in grid]
-    best = min(losses)
+    oracle = make_linear_oracle()
     print(
-        f"best grid point: weight decay {grid[np.argmin(losses)]:.4f}, loss {best:.4f}"
+        f"best grid point: weight decay {oracle.best_weight_decay:.4f}, "
+        f"loss {oracle.best_loss:.4f}"
     )
     lines = [
         "| setting | found weight decay | loss / best grid loss "
@@ -167,15 +158,15 @@ def oracle(configs):
         search = HypergradSearchCV(
             net,
             {"optimizer__weight_decay": Real(1e-4, 10.0, log=True)},
-            cv=splits,
+            cv=oracle.splits,
             random_state=0,
             refit=False,
             **CONFIGS[label],
-        ).fit(X, y)
+        ).fit(oracle.X, oracle.y)
         found = search.best_params_["optimizer__weight_decay"]
         path = search.path_["optimizer__weight_decay"]
         tail = path[len(path) // 2 :]
-        ratio = ridge_cv_loss(X, y, splits, found) / best
+        ratio = oracle.loss_ratio(found)
         rows.append({"config": label, "found": found, "ratio": ratio, "path": path})
         lines.append(
             f"| {label} | {found:.4f} | {ratio:.4f} | {min(tail):.4f}–{max(tail):.4f} |"
@@ -185,11 +176,14 @@ def oracle(configs):
     return rows
 
 
+def _key(row):
+    return row["config"], row["dataset"], row["seed"]
+
+
 def _merge(old_rows, new_rows):
     """Earlier rows, with those of a (config, dataset, seed) run again replaced."""
-    key = lambda r: (r["config"], r["dataset"], r["seed"])  # noqa: E731
-    fresh = {key(r) for r in new_rows}
-    return [r for r in old_rows if key(r) not in fresh] + new_rows
+    fresh = {_key(r) for r in new_rows}
+    return [r for r in old_rows if _key(r) not in fresh] + new_rows
 
 
 def main():

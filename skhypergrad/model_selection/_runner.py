@@ -524,7 +524,8 @@ def _train(folds, state, settings, generator):
         if epoch not in due:
             continue
         start = time.perf_counter()
-        lr = hyper_lr_at(settings, due.index(epoch), len(due))
+        # Every due epoch adds one record, so the path's length is the step index.
+        lr = hyper_lr_at(settings, len(path), len(due))
         optimizer_state, record = hyper_step(
             folds, state, optimizer_state, settings, generator, epoch, lr
         )
