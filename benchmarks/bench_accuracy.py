@@ -8,24 +8,25 @@ hypergradient, the Hessian-vector products used and the wall time, on
 * ridge regression (:func:`skhypergrad.datasets.make_ridge_problem`) with a
   scalar and with per-feature hyperparameters, and an ill-conditioned variant
   (strongly correlated features, small ``lambda``); there the exact value is
-  the closed form, and ``method="exact"`` (the dense solve) is one more row;
+  the closed form, and ``solver=Exact()`` (the dense solve) is one more row;
 * a small float64 tanh MLP (20 -> 48 -> 32 -> 10 classes, 2,906 weights)
   with per-layer weight decay ``0.5 * exp(theta_l) * ||w_l||^2`` (weights and
   biases of layer ``l``, ``exp(theta_l) = 3e-2``), trained near its optimum by
   full-batch L-BFGS (at most 3,000 iterations) on a fixed 10-class
   ``make_classification`` dataset (300 train / 200 validation samples); there
-  the exact value is ``method="exact"`` (undamped dense solve) at the same
-  point, so its row has error 0 and shows the cost. ``cg`` uses
-  ``solver_options={"negative_curvature": "stop", "warn": False}`` and is run
-  undamped and with ``damping=1e-3`` (the default of ``HypergradSearchCV``);
-  ``exact`` with ``damping=1e-3`` is the value damped CG converges to.
+  the exact value is ``solver=Exact()`` (undamped dense solve) at the same
+  point, so its row has error 0 and shows the cost. ``cg`` is
+  ``CG(negative_curvature="stop", warn=False)``, run undamped and with
+  ``damping=1e-3`` (the default of ``HypergradSearchCV``);
+  ``Exact(damping=1e-3)`` is the value damped CG converges to.
 
 The Hessian spectrum of each instance (dense, from Hessian-vector products) is
 reported above each table.
 
 Each figure is the median [min, max] over 3 seeds (data, initialisation and
-power-iteration start). HVPs are counted by wrapping the engine's
-Hessian-vector product; ``alpha="auto"`` spends 10 of them on power iteration.
+power-iteration start: ``random_state=seed``). HVPs are counted by wrapping the
+engine's Hessian-vector product; ``alpha="auto"`` spends 10 of them on power
+iteration.
 
 Run: ``python benchmarks/bench_accuracy.py`` (about two minutes on one core)
 or ``python benchmarks/bench_accuracy.py --quick`` (2 seeds, 1/5/20 terms, a
@@ -52,10 +53,11 @@ from torch.nn import functional as F
 
 from skhypergrad.datasets import RidgeProblem, make_ridge_problem
 from skhypergrad.exceptions import SolverDivergedError
+from skhypergrad.hypergrad import CG, Exact, Identity, Neumann, hypergradient, make_hvp
 from skhypergrad.hypergrad import _hypergradient as engine
-from skhypergrad.hypergrad import hypergradient, make_hvp
 
 CG_NETWORK = {"negative_curvature": "stop", "warn": False}
+CG_RIDGE = {"negative_curvature": "raise", "warn": False}
 SEARCH_DAMPING = 1e-3
 
 
@@ -167,7 +169,7 @@ def mlp_problem(seed, sizes, weight_decay=3e-2, n_train=300, n_val=200, max_roun
         "outer": outer,
         "params": params,
         "hparams": hparams,
-        "exact": None,  # The undamped ``method="exact"`` row, computed first.
+        "exact": None,  # The undamped ``Exact()`` row, computed first.
         "extra": {
             "inner_grad_norm": grad_norm,
             "train_seconds": train_seconds,
@@ -230,41 +232,24 @@ def compare(g, g_exact):
     return rel, cos
 
 
-def configurations(terms, network):
-    """``(method, terms, damping, hypergradient kwargs)`` for one problem."""
-    cg_options = CG_NETWORK if network else {"warn": False}
+def configurations(terms, network, seed):
+    """``(method, terms, damping, solver)`` for one problem and seed."""
+    cg_options = CG_NETWORK if network else CG_RIDGE
     # On the MLP the undamped dense solve is the reference (error 0 by
     # construction); its row gives the cost.
-    configs = [("exact", "-", 0.0, {"method": "exact"})]
-    configs.append(("identity", 0, 0.0, {"method": "identity"}))
+    configs = [("exact", "-", 0.0, Exact())]
+    configs.append(("identity", 0, 0.0, Identity(random_state=seed)))
     configs += [
-        ("neumann", k, 0.0, {"method": "neumann", "max_iter": k}) for k in terms
+        ("neumann", k, 0.0, Neumann(max_iter=k, random_state=seed)) for k in terms
     ]
     dampings = [0.0, SEARCH_DAMPING] if network else [0.0]
     for damping in dampings:
         configs += [
-            (
-                "cg",
-                k,
-                damping,
-                {
-                    "method": "cg",
-                    "max_iter": k,
-                    "damping": damping,
-                    "solver_options": cg_options,
-                },
-            )
+            ("cg", k, damping, CG(max_iter=k, damping=damping, **cg_options))
             for k in terms
         ]
     if network:
-        configs.append(
-            (
-                "exact",
-                "-",
-                SEARCH_DAMPING,
-                {"method": "exact", "damping": SEARCH_DAMPING},
-            )
-        )
+        configs.append(("exact", "-", SEARCH_DAMPING, Exact(damping=SEARCH_DAMPING)))
     return configs
 
 
@@ -274,8 +259,7 @@ def run_problem(build, seeds, terms, network):
     for seed in seeds:
         problem = build(seed)
         low, high = spectrum(problem)
-        for method, k, damping, kwargs in configurations(terms, network):
-            generator = torch.Generator().manual_seed(seed)
+        for method, k, damping, solver in configurations(terms, network, seed):
             with count_hvps() as counter:
                 start = time.perf_counter()
                 try:
@@ -284,9 +268,8 @@ def run_problem(build, seeds, terms, network):
                         problem["outer"],
                         problem["params"],
                         problem["hparams"],
-                        generator=generator,
+                        solver=solver,
                         return_info=True,
-                        **kwargs,
                     )
                     if problem["exact"] is None:  # This call is the reference.
                         problem["exact"] = g

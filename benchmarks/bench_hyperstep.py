@@ -40,7 +40,7 @@ from skorch import NeuralNetClassifier
 from torch.nn import functional as F
 
 from skhypergrad.exceptions import SolverDivergedError
-from skhypergrad.hypergrad import hypergradient
+from skhypergrad.hypergrad import CG, Identity, Neumann, hypergradient
 from skhypergrad.penalties import (
     expand_coefficients,
     l2_penalty,
@@ -115,6 +115,15 @@ def train_epoch(module, optimizer, X, y, generator):
         optimizer.step()
 
 
+def make_solver(method, max_iter, damping):
+    """The solver object of a ``METHODS`` entry (``alpha="auto"`` for Neumann)."""
+    if method == "cg":
+        return CG(max_iter=max_iter, damping=damping)  # stops at negative curvature
+    if method == "neumann":
+        return Neumann(max_iter=max_iter, damping=damping)
+    return Identity(damping=damping)
+
+
 def one_hyperstep(
     module, layout, granularity, raw, data, method, max_iter, damping, gen
 ):
@@ -138,18 +147,13 @@ def one_hyperstep(
         module.eval()
         return F.cross_entropy(module(X_out), y_out)
 
-    options = {"negative_curvature": "stop", "warn": False} if method == "cg" else {}
     try:
         return hypergradient(
             inner_loss,
             outer_loss,
             params,
             [hparam],
-            method=method,
-            max_iter=max_iter,
-            alpha="auto",
-            damping=damping,
-            solver_options=options,
+            solver=make_solver(method, max_iter, damping),
             return_info=True,
         )
     finally:

@@ -32,6 +32,10 @@ class ParallelWorkerError(SkHypergradError, RuntimeError):
     """A joblib / Dask worker died while running part of the search."""
 
 
+class InvalidSolverError(SkHypergradError, ValueError):
+    """A linear solver, or one of its options, is not one that can be used."""
+
+
 class SolverDivergedError(SkHypergradError, FloatingPointError):
     """A linear solve for the inverse Hessian-vector product diverged."""
 
@@ -53,6 +57,7 @@ __all__ = [
     "InvalidHyperparameterError",
     "InvalidInputError",
     "InvalidInputTypeError",
+    "InvalidSolverError",
     "ParallelWorkerError",
     "SkHypergradError",
     "SolverConvergenceWarning",

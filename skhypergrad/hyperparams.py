@@ -12,6 +12,7 @@ import numbers
 
 import numpy as np
 import torch
+from sklearn.utils import check_random_state
 
 from .exceptions import InvalidHyperparameterError
 
@@ -141,6 +142,72 @@ class Real:
         if self.log:
             return np.exp(rng.uniform(math.log(self.low), math.log(self.high), size))
         return rng.uniform(self.low, self.high, size)
+
+    def rvs(self, random_state=None):
+        """One draw, as a frozen scipy distribution gives it (for sampling).
+
+        Parameters
+        ----------
+        random_state : int, RandomState instance or None, default=None
+
+        Returns
+        -------
+        value : float
+        """
+        rng = check_random_state(random_state)
+        if self.log:
+            return float(np.exp(rng.uniform(math.log(self.low), math.log(self.high))))
+        return float(rng.uniform(self.low, self.high))
+
+
+class Sampled:
+    """Search an entry by sampling, as ``RandomizedSearchCV`` does.
+
+    Wrap a continuous range in ``Sampled`` to have it drawn ``n_iter`` times
+    in the outer search instead of tuned by hypergradients (for example to
+    compare the two, or for a rate whose hypergradient is unreliable).
+
+    Parameters
+    ----------
+    distribution : Real, frozen scipy distribution or list
+        What to draw from; a list is drawn from uniformly.
+
+    Examples
+    --------
+    >>> from scipy.stats import uniform
+    >>> from skhypergrad import Sampled
+    >>> space = {"module__dropout": Sampled(uniform(0.0, 0.6))}
+    >>> 0.0 <= Sampled(uniform(0.0, 0.6)).rvs(random_state=0) <= 0.6
+    True
+    """
+
+    def __init__(self, distribution):
+        self.distribution = distribution
+
+    def __repr__(self):
+        return f"Sampled({self.distribution!r})"
+
+    def rvs(self, random_state=None):
+        """One draw from the wrapped distribution.
+
+        Parameters
+        ----------
+        random_state : int, RandomState instance or None, default=None
+
+        Returns
+        -------
+        value : object
+        """
+        distribution = self.distribution
+        if hasattr(distribution, "rvs"):
+            return distribution.rvs(random_state=random_state)
+        if isinstance(distribution, list | tuple | np.ndarray | range):
+            rng = check_random_state(random_state)
+            return distribution[rng.randint(len(distribution))]
+        raise InvalidHyperparameterError(
+            f"Sampled() needs a distribution with an rvs method or a list, got "
+            f"{distribution!r} ({type(distribution).__name__})."
+        )
 
 
 class _Vector:
@@ -272,4 +339,4 @@ def _short(values) -> str:
     return text[:-1] + ", ...]" if len(values) > 5 else text
 
 
-__all__ = ["PerLayer", "PerParameter", "Real", "as_real"]
+__all__ = ["PerLayer", "PerParameter", "Real", "Sampled", "as_real"]

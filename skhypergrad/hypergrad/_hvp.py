@@ -93,7 +93,11 @@ def mixed_vjp(
 
 
 def top_eigenvalue(
-    hvp: HVP, like: TensorList, *, n_iter: int = 10, generator=None
+    hvp: HVP,
+    like: TensorList,
+    *,
+    n_iter: int = 10,
+    generator: torch.Generator | None = None,
 ) -> float:
     """Estimate the largest-magnitude eigenvalue of ``H`` by power iteration.
 
@@ -106,7 +110,9 @@ def top_eigenvalue(
     n_iter : int, default=10
         Number of Hessian-vector products.
     generator : torch.Generator, optional
-        Source of the random start vector.
+        Source of the random start vector; drawn on the generator's device and
+        moved to that of ``like``, so a CPU generator gives the same start on
+        every device. None uses torch's global random state.
 
     Returns
     -------
@@ -114,9 +120,11 @@ def top_eigenvalue(
         Rayleigh quotient of the last iterate; ``nan`` if it became non-finite.
     """
     vec = [
-        torch.randn(t.shape, dtype=t.dtype, device=t.device, generator=generator)
-        if generator is not None and t.device.type == "cpu"
-        else torch.randn_like(t)
+        torch.randn_like(t)
+        if generator is None
+        else torch.randn(
+            t.shape, dtype=t.dtype, device=generator.device, generator=generator
+        ).to(t.device)
         for t in like
     ]
     norm = _norm(vec)

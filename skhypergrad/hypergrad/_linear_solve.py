@@ -1,6 +1,8 @@
 """Approximate solvers for ``H q = rhs`` using only Hessian-vector products.
 
 Every solver is called as ``solver(hvp, rhs, **options) -> (solution, info)``.
+The solver objects of :mod:`._solvers` (``CG()``, ``Neumann()``...) hold these
+options and call the functions here.
 """
 
 from __future__ import annotations
@@ -12,7 +14,11 @@ from typing import NamedTuple
 import torch
 
 from .._typing import HVP, TensorList
-from ..exceptions import SolverConvergenceWarning, SolverDivergedError
+from ..exceptions import (
+    InvalidSolverError,
+    SolverConvergenceWarning,
+    SolverDivergedError,
+)
 
 
 class SolveInfo(NamedTuple):
@@ -28,12 +34,15 @@ class SolveInfo(NamedTuple):
         Last residual norm (``cg``, ``exact``) or last term norm (``neumann``).
     converged : bool
         Whether the tolerance was reached (always True for fixed-term methods).
+    alpha : float or None, default=None
+        Step used by ``neumann`` and ``identity``; None for the other solvers.
     """
 
     method: str
     n_iter: int
     residual: float
     converged: bool
+    alpha: float | None = None
 
 
 def _dot(a: TensorList, b: TensorList) -> torch.Tensor:
@@ -51,7 +60,9 @@ def _diverged(method: str, iteration: int, value: float, advice: str):
     )
 
 
-def identity(hvp: HVP, rhs: TensorList, *, alpha: float = 1.0):
+def identity(
+    hvp: HVP, rhs: TensorList, *, alpha: float = 1.0
+) -> tuple[list[torch.Tensor], SolveInfo]:
     """Approximate ``H^{-1} rhs`` by ``alpha * rhs`` (zero Neumann terms).
 
     Parameters
@@ -70,7 +81,8 @@ def identity(hvp: HVP, rhs: TensorList, *, alpha: float = 1.0):
     info : SolveInfo
         Zero iterations.
     """
-    return [alpha * r for r in rhs], SolveInfo("identity", 0, 0.0, True)
+    solution = [alpha * r.detach() for r in rhs]
+    return solution, SolveInfo("identity", 0, 0.0, True, alpha)
 
 
 def neumann(
@@ -80,7 +92,7 @@ def neumann(
     max_iter: int = 20,
     alpha: float = 1.0,
     growth_limit: float = 1e3,
-):
+) -> tuple[list[torch.Tensor], SolveInfo]:
     """Approximate ``H^{-1} rhs`` with a truncated Neumann series.
 
     Parameters
@@ -102,7 +114,7 @@ def neumann(
     solution : list of torch.Tensor
         Same shapes, dtype and device as ``rhs``.
     info : SolveInfo
-        Terms run and the norm of the last term.
+        Terms run, the norm of the last term and ``alpha``.
 
     Raises
     ------
@@ -128,10 +140,11 @@ def neumann(
                 k,
                 last,
                 f"alpha={alpha:.3g} is too large for this Hessian or the Hessian "
-                "is indefinite. Lower alpha, add damping, or use method='cg'.",
+                "is indefinite. Lower alpha, add damping, or use the 'cg' solver.",
             )
         total = [p + t for p, t in zip(total, term)]
-    return [alpha * p for p in total], SolveInfo("neumann", max_iter, last, True)
+    info = SolveInfo("neumann", max_iter, last, True, alpha)
+    return [alpha * p for p in total], info
 
 
 def cg(
@@ -143,7 +156,7 @@ def cg(
     x0: TensorList | None = None,
     warn: bool = True,
     negative_curvature: str = "raise",
-):
+) -> tuple[list[torch.Tensor], SolveInfo]:
     """Solve ``H q = rhs`` by conjugate gradient.
 
     Parameters
@@ -178,9 +191,11 @@ def cg(
     SolverDivergedError
         If a value becomes non-finite, or the curvature along a search
         direction is not positive and ``negative_curvature="raise"``.
+    InvalidSolverError
+        If ``negative_curvature`` is not one of the accepted values.
     """
     if negative_curvature not in ("raise", "stop"):
-        raise ValueError(
+        raise InvalidSolverError(
             f"negative_curvature must be 'raise' or 'stop', got {negative_curvature!r}."
         )
     rhs = [r.detach() for r in rhs]
@@ -218,7 +233,7 @@ def cg(
                 n_iter,
                 curvature,
                 "The Hessian is not positive definite along a search direction "
-                "(curvature shown as the norm). Add damping (e.g. damping=1e-2) "
+                "(curvature shown as the norm). Add damping (e.g. CG(damping=1e-2)) "
                 "or train the inner problem closer to its optimum.",
             )
         step = rr / curvature
@@ -241,7 +256,7 @@ def cg(
     return x, SolveInfo("cg", n_iter, relative, converged)
 
 
-def exact(hvp: HVP, rhs: TensorList):
+def exact(hvp: HVP, rhs: TensorList) -> tuple[list[torch.Tensor], SolveInfo]:
     """Solve ``H q = rhs`` with a dense matrix built column by column.
 
     Parameters

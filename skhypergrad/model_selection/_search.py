@@ -1,30 +1,32 @@
-"""HypergradSearchCV: a drop-in for RandomizedSearchCV over continuous ranges."""
+"""HypergradSearchCV: GridSearchCV's search, with the continuous entries tuned
+by hypergradients inside each candidate."""
 
 from __future__ import annotations
 
-import math
+import logging
 import numbers
 import time
 import warnings
-from collections.abc import Mapping
 
 import numpy as np
 import torch
 from joblib import Parallel, delayed
-from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
-from sklearn.metrics import check_scoring, get_scorer
+from sklearn.base import clone, is_classifier
 from sklearn.model_selection import check_cv
+from sklearn.model_selection._search import BaseSearchCV, _search_estimator_has
+from sklearn.model_selection._validation import _warn_or_raise_about_fit_failures
 from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
-from ..callbacks import WeightDecayPenalty
 from ..exceptions import (
     HyperstepSkippedWarning,
     InvalidInputError,
     ParallelWorkerError,
 )
-from ..net import cast_X, cast_y, split_estimator
+from ..hypergrad import get_solver
+from ..net import cast_X, cast_y, is_classifier_net, split_estimator
 from ..utils._random import generator, spawn_seeds
 from ..utils._validation import (
     HasMethods,
@@ -35,148 +37,138 @@ from ..utils._validation import (
     check_consistent_length,
     check_features,
     check_finite,
+    sklearn_errors,
     validate_params,
 )
-from ._results import build_cv_results, select_best
-from ._runner import Settings, run_start
-from ._space import resolve_space
+from ._outer_loop import CandidateTask, Settings, run_candidate
+from ._space import make_candidates, resolve_space
+
+logger = logging.getLogger("skhypergrad")
+_OPTIMIZER_PREFIX = "hyper_optimizer__"
+# Adam without momentum, chosen by a sweep (docs/benchmarks.md): it follows the
+# lag between a hyperparameter and the weights' response without overshooting.
+_OPTIMIZER_DEFAULTS = {"betas": (0.0, 0.9)}
 
 
-def _estimator_has(attr):
-    def check(self):
-        if hasattr(self, "best_estimator_"):
-            getattr(self.best_estimator_, attr)
-            return True
-        getattr(self.estimator, attr)
-        return True
+class HypergradSearchCV(BaseSearchCV):
+    """GridSearchCV / RandomizedSearchCV whose continuous entries are tuned by
+    hypergradients.
 
-    return check
-
-
-class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
-    """Tune continuous hyperparameters of a skorch network by hypergradients.
-
-    Each CV split trains one network; every ``hyper_interval`` epochs after a
-    warm-up, the gradient of the validation loss with respect to the
-    hyperparameters is computed by implicit differentiation, averaged over the
-    splits, and one shared set of hyperparameters takes an optimiser step. The
-    cost is about one training per split instead of one per candidate.
+    ``param_distributions`` is any grid or distribution dict that
+    ``GridSearchCV`` or ``RandomizedSearchCV`` accepts. Entries that a
+    hyperparameter family can differentiate (weight decay, dropout rates) and
+    that are given as a continuous range are tuned inside each candidate: every
+    CV split trains one network, and every ``hyper_interval`` epochs after a
+    warm-up the gradient of the validation loss with respect to them is
+    computed by implicit differentiation, averaged over the splits, and a
+    ``hyper_optimizer`` step moves them. The other entries (lists, discrete
+    distributions, layer sizes, ``lr``, ``Sampled`` ranges, other Pipeline
+    steps) are searched as ``GridSearchCV`` (all lists) or
+    ``RandomizedSearchCV`` (``n_iter`` draws) would. A list for ``max_epochs``
+    is read off the validation curves of the same trainings.
 
     Parameters
     ----------
     estimator : skorch.NeuralNet or Pipeline
-        A skorch ``NeuralNetClassifier`` / ``NeuralNetRegressor`` / ``NeuralNet``,
-        or a ``Pipeline`` whose last step is one.
-    param_distributions : dict
-        Name -> range. Ranges are ``skhypergrad.Real(low, high, log=...)``,
-        frozen ``scipy.stats.loguniform`` / ``uniform``, or ``PerLayer(range)``
-        / ``PerParameter(range)`` for vector weight decay. Names:
-        ``optimizer__weight_decay`` (an L2 term of the loss, as torch's SGD and
-        Adam apply it) and ``module__<arg>`` for a module argument that sets
-        ``torch.nn.Dropout`` rates (relaxed to a concrete distribution during
-        the search). Prefix them with the net's step name in a Pipeline.
-    scoring : str, callable, list, tuple or dict, default=None
-        As in ``GridSearchCV``; None uses the estimator's ``score``.
-    n_jobs : int, default=None
-        Starting points run in parallel through joblib (the active
-        ``joblib.parallel_config`` backend decides where).
-    refit : bool, str or callable, default=True
-        Retrain ``best_estimator_`` on all the data with the best values. With
-        ``True`` the best starting point is the one with the lowest mean
-        validation loss; a metric name or a callable choose as in
-        ``GridSearchCV``.
-    cv : int, cross-validation generator or iterable, default=None
-        None means 5-fold (stratified for classifiers).
-    verbose : int, default=0
-        1 logs each hyper-step through the ``"skhypergrad"`` logger; 2 also
-        lets the networks print their epoch tables.
+        A skorch ``NeuralNetClassifier`` / ``NeuralNetRegressor`` /
+        ``NeuralNet``, or a ``Pipeline`` whose last step is one.
+    param_distributions : dict or list of dict
+        Name -> list, scipy distribution or continuous range
+        (``skhypergrad.Real``, ``scipy.stats.loguniform`` / ``uniform``,
+        ``PerLayer(range)`` / ``PerParameter(range)`` for weight decay).
+        Tuned: ``optimizer__weight_decay`` (an L2 term of the loss, as torch's
+        SGD and Adam apply it) and ``module__<arg>`` for a module argument
+        that sets ``torch.nn.Dropout`` rates. Wrap a range in
+        ``skhypergrad.Sampled`` to draw it instead.
+    n_iter : int, default=10
+        Outer candidates drawn when any outer entry is a distribution (as in
+        ``RandomizedSearchCV``); unused when they are all lists.
+    scoring, n_jobs, refit, cv, verbose, pre_dispatch, error_score, \
+return_train_score
+        As in ``GridSearchCV``. ``n_jobs`` runs candidates and starting points
+        in parallel through joblib (the active ``joblib.parallel_config``
+        backend decides where: processes, Dask, Ray). ``return_train_score``
+        defaults to False.
     random_state : int, RandomState instance or None, default=None
-        Seeds the networks, minibatches, starting points and solver. The same
-        value repeats a CPU run exactly.
-    error_score : "raise" or float, default=np.nan
-        Score given to a split whose training fails; "raise" re-raises.
-    return_train_score : bool, default=False
-        Also score each split on its training part.
-    method : {"cg", "neumann", "identity", "exact"}, default="cg"
-        How the inverse Hessian-vector product is approximated.
-    solver_max_iter : int, default=10
-        CG iterations or Neumann terms per hypergradient.
-    solver_damping : float, default=1e-3
-        Multiple of the identity added to the training-loss Hessian.
-    solver_alpha : float or "auto", default="auto"
-        Neumann step; "auto" uses 1 / (estimated top Hessian eigenvalue).
-    hyper_optimizer : {"adam", "sgd"}, default="adam"
-        Optimiser of the raw (log / logit) hyperparameters.
-    hyper_betas : tuple of two floats in [0, 1), default=(0.0, 0.9)
-        Adam's decay rates of the first and second moments of the
-        hypergradient (ignored by "sgd"). A low first one (less momentum)
-        follows the lag between a hyperparameter and the weights' response
-        without overshooting; the default is RMSprop-like.
+        Seeds the networks, minibatches, outer draws, starting points and
+        refit. The same value repeats a CPU run exactly.
+    solver : {"cg", "neumann", "identity", "exact"} or callable, default="cg"
+        How the inverse Hessian-vector product is approximated: a name (its
+        default options), a solver object such as
+        ``skhypergrad.hypergrad.CG(max_iter=20, damping=1e-2)``, or your own
+        ``solver(hvp, rhs) -> (solution, info)``.
+    hyper_optimizer : torch.optim.Optimizer class, default=torch.optim.Adam
+        Optimiser of the raw (log / logit) hyperparameters. Its other
+        arguments are given skorch-style, e.g. ``hyper_optimizer__betas``;
+        Adam's default here is ``betas=(0.0, 0.9)`` (no momentum).
     hyper_lr : float, default=0.5
         Its (first) learning rate, in raw units: with Adam a step changes a
         log-scaled value by up to a factor ``exp(hyper_lr)``.
     hyper_lr_schedule : {"constant", "cosine"}, default="cosine"
-        "cosine" lowers the hyper learning rate from ``hyper_lr`` to
-        ``hyper_lr / 10`` along a half cosine over the planned hyper-steps:
-        large moves first, small ones while ``best_params_`` is averaged.
+        "cosine" lowers the learning rate from ``hyper_lr`` to ``hyper_lr / 10``
+        along torch's ``CosineAnnealingLR`` over the planned hyper-steps.
     hyper_interval : int, default=1
         Epochs of training between hyper-steps.
     warmup : int or "auto", default="auto"
-        Epochs before the first hyper-step; "auto" is a third of ``max_epochs``.
+        Epochs before the first hyper-step; "auto" is a third of the epochs.
     hyper_batch_size : int, default=256
         Training samples in the Hessian; validation gradients use up to twice
         as many validation samples.
     n_starts : int, default=1
-        Starting points: the first is the middle of every range, the others are
-        drawn from the ranges.
+        Starting points per candidate: the first is the middle of every range,
+        the others are drawn from the ranges.
     average_last : float, default=0.25
         Fraction of the last accepted hyper-steps whose raw values are averaged
-        into ``best_params_`` (steadier than the last value).
+        into the tuned values (steadier than the last value).
     cast_inputs : bool, default=True
-        Cast float64 / integer ``X`` to float32 and classifier ``y`` to int64
-        (regression ``y`` to a float32 column) before the network sees them, in
-        ``fit`` and in every prediction method, as skorch expects.
+        Cast float64 / integer ``X`` to float32, classifier ``y`` to int64 (and
+        class labels that are not integers to codes, keeping ``classes_`` as
+        given), regression ``y`` to a float32 column, in ``fit`` and in every
+        prediction method, as skorch expects.
+    **kwargs : dict
+        ``hyper_optimizer__<name>`` arguments of the hyper-optimiser.
 
     Attributes
     ----------
     cv_results_ : dict of numpy arrays
-        One row per starting point, with ``GridSearchCV``'s keys plus
+        One row per candidate, starting point and ``max_epochs`` value, with
+        ``GridSearchCV``'s keys (``params`` holds the tuned values) plus
         ``mean_test_loss``, ``std_test_loss``, ``split<k>_test_loss``,
         ``rank_test_loss``, ``n_hypersteps`` and ``n_skipped_hypersteps``.
-        Loads into ``pandas.DataFrame``.
     best_estimator_ : estimator
-        Refit on all the data with ``best_params_`` (when ``refit``).
+        ``clone(estimator).set_params(**best_params_)`` fitted on all the data.
     best_score_ : float
-        Mean cross-validated score of the best starting point.
     best_params_ : dict
-        Tuned values: floats for scalars, numpy arrays for ``PerLayer`` /
-        ``PerParameter``; never NaN.
+        The candidate's outer values and tuned values, ready for
+        ``set_params``: a float for scalars, ``optimizer__param_groups`` for
+        ``PerLayer`` decay, a ``WeightDecayPenalty`` callback for
+        ``PerParameter`` decay; never NaN.
     best_index_ : int
-        Row of ``cv_results_`` of the best starting point.
-    scorer_ : callable or dict
+    scorer_ : function or dict
     n_splits_ : int
     refit_time_ : float
     multimetric_ : bool
     path_ : dict of lists
-        Per hyper-step of the best start: ``epoch``, ``hyper_lr`` (the step's
-        learning rate), ``val_loss``, ``hypergrad_norm``, ``solver_iter``,
-        ``skipped``, ``reason``, ``at_bound`` and each hyperparameter's
-        value (a geometric mean for vectors).
+        Per hyper-step of the best row: ``epoch``, ``hyper_lr``, ``val_loss``,
+        ``hypergrad_norm``, ``solver_iter``, ``skipped``, ``reason``,
+        ``at_bound`` and each tuned value (a geometric mean for vectors).
     paths_ : list of dict
-        ``path_`` of every starting point.
+        ``path_`` of every row of ``cv_results_``.
     classes_ : ndarray of shape (n_classes,)
     n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
 
     See Also
     --------
-    sklearn.model_selection.GridSearchCV : exhaustive search, also discrete.
+    sklearn.model_selection.GridSearchCV : every candidate trained per split.
     sklearn.model_selection.RandomizedSearchCV : random candidates.
 
     Notes
     -----
-    Scores in ``cv_results_`` are those of the split networks at the end of the
-    search, which trained while the values moved; ``best_estimator_`` is
-    trained from scratch with the final values.
+    Scores in ``cv_results_`` are those of the split networks, which trained
+    while the tuned values moved; ``best_estimator_`` is trained from scratch
+    with the final values (for a ``max_epochs`` list: for the chosen number of
+    epochs, with the values tuned by then).
 
     Examples
     --------
@@ -185,38 +177,29 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
     >>> from skorch import NeuralNetRegressor
     >>> from skhypergrad import HypergradSearchCV
     >>> rng = np.random.RandomState(0)
-    >>> X = rng.randn(120, 5).astype(np.float32)
+    >>> X = rng.randn(120, 5)
     >>> y = X @ rng.randn(5) + 0.1 * rng.randn(120)
     >>> net = NeuralNetRegressor(torch.nn.Linear(5, 1), max_epochs=15, lr=0.05,
     ...                          optimizer=torch.optim.Adam, verbose=0)
-    >>> search = HypergradSearchCV(net, {"optimizer__weight_decay":
-    ...     loguniform(1e-5, 1e-1)}, cv=3, random_state=0).fit(X, y)
+    >>> search = HypergradSearchCV(
+    ...     net, {"optimizer__weight_decay": loguniform(1e-5, 1e-1),
+    ...           "batch_size": [32, 128]}, cv=3, random_state=0).fit(X, y)
+    >>> len(search.cv_results_["params"])   # one row per batch size
+    2
     >>> sorted(search.best_params_)
-    ['optimizer__weight_decay']
+    ['batch_size', 'optimizer__weight_decay']
     """
 
     _parameter_constraints = {
+        **BaseSearchCV._parameter_constraints,
         "estimator": [HasMethods(["fit"])],
-        "param_distributions": [dict],
-        "scoring": [None, str, callable, list, tuple, dict],
-        "n_jobs": [None, numbers.Integral],
-        "refit": ["boolean", str, callable],
-        "cv": ["cv_object"],
-        "verbose": ["verbose"],
+        "param_distributions": [dict, list],
+        "n_iter": [Interval(numbers.Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
-        "error_score": [StrOptions({"raise"}), numbers.Real],
-        "return_train_score": ["boolean"],
-        "method": [StrOptions({"cg", "neumann", "identity", "exact"})],
-        "solver_max_iter": [Interval(numbers.Integral, 0, None, closed="left")],
-        "solver_damping": [Interval(numbers.Real, 0, None, closed="left")],
-        "solver_alpha": [
-            StrOptions({"auto"}),
-            Interval(numbers.Real, 0, None, closed="neither"),
-        ],
-        "hyper_optimizer": [StrOptions({"adam", "sgd"})],
+        "solver": [StrOptions({"cg", "neumann", "identity", "exact"}), callable],
+        "hyper_optimizer": [type],
         "hyper_lr": [Interval(numbers.Real, 0, None, closed="neither")],
         "hyper_lr_schedule": [StrOptions({"constant", "cosine"})],
-        "hyper_betas": [tuple, list],
         "hyper_interval": [Interval(numbers.Integral, 1, None, closed="left")],
         "warmup": [
             StrOptions({"auto"}),
@@ -233,20 +216,18 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         estimator,
         param_distributions,
         *,
+        n_iter=10,
         scoring=None,
         n_jobs=None,
         refit=True,
         cv=None,
         verbose=0,
+        pre_dispatch="2*n_jobs",
         random_state=None,
         error_score=np.nan,
         return_train_score=False,
-        method="cg",
-        solver_max_iter=10,
-        solver_damping=1e-3,
-        solver_alpha="auto",
-        hyper_optimizer="adam",
-        hyper_betas=(0.0, 0.9),
+        solver="cg",
+        hyper_optimizer=torch.optim.Adam,
         hyper_lr=0.5,
         hyper_lr_schedule="cosine",
         hyper_interval=1,
@@ -255,23 +236,24 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         n_starts=1,
         average_last=0.25,
         cast_inputs=True,
+        **kwargs,
     ):
-        self.estimator = estimator
+        super().__init__(
+            estimator=estimator,
+            scoring=scoring,
+            n_jobs=n_jobs,
+            refit=refit,
+            cv=cv,
+            verbose=verbose,
+            pre_dispatch=pre_dispatch,
+            error_score=error_score,
+            return_train_score=return_train_score,
+        )
         self.param_distributions = param_distributions
-        self.scoring = scoring
-        self.n_jobs = n_jobs
-        self.refit = refit
-        self.cv = cv
-        self.verbose = verbose
+        self.n_iter = n_iter
         self.random_state = random_state
-        self.error_score = error_score
-        self.return_train_score = return_train_score
-        self.method = method
-        self.solver_max_iter = solver_max_iter
-        self.solver_damping = solver_damping
-        self.solver_alpha = solver_alpha
+        self.solver = solver
         self.hyper_optimizer = hyper_optimizer
-        self.hyper_betas = hyper_betas
         self.hyper_lr = hyper_lr
         self.hyper_lr_schedule = hyper_lr_schedule
         self.hyper_interval = hyper_interval
@@ -280,6 +262,45 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         self.n_starts = n_starts
         self.average_last = average_last
         self.cast_inputs = cast_inputs
+        _check_kwargs(kwargs)
+        for key, value in kwargs.items():
+            setattr(self, key, value)
+
+    # ------------------------------------------- skorch-style optimiser args
+    def get_params(self, deep=True):
+        """Get parameters, ``hyper_optimizer__<name>`` arguments included.
+
+        Parameters
+        ----------
+        deep : bool, default=True
+
+        Returns
+        -------
+        params : dict
+        """
+        params = super().get_params(deep=deep)
+        params.update(self._optimizer_kwargs())
+        return params
+
+    def set_params(self, **params):
+        """Set parameters, ``hyper_optimizer__<name>`` arguments included.
+
+        Parameters
+        ----------
+        **params : dict
+
+        Returns
+        -------
+        self : HypergradSearchCV
+        """
+        extra = {k: v for k, v in params.items() if k.startswith(_OPTIMIZER_PREFIX)}
+        for key, value in extra.items():
+            setattr(self, key, value)
+        rest = {k: v for k, v in params.items() if k not in extra}
+        return super().set_params(**rest) if rest else self
+
+    def _optimizer_kwargs(self) -> dict:
+        return {k: v for k, v in vars(self).items() if k.startswith(_OPTIMIZER_PREFIX)}
 
     # ------------------------------------------------------------------ fit
     def fit(self, X, y=None, **params):
@@ -290,9 +311,11 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         X : array-like of shape (n_samples, n_features)
         y : array-like of shape (n_samples,) or (n_samples, n_outputs), default=None
         **params : dict
-            ``groups`` goes to the CV splitter; the others go to the network's
-            ``fit`` (indexed per split when they hold one entry per sample).
-            In a Pipeline, name them ``<net step>__<name>``.
+            ``groups`` goes to the CV splitter, the rest to the network's
+            ``fit`` (indexed per split when they hold one entry per sample),
+            as ``GridSearchCV`` routes them; with metadata routing enabled,
+            as the estimators request. In a Pipeline, name them
+            ``<net step>__<name>``.
 
         Returns
         -------
@@ -303,20 +326,34 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
             self.get_params(deep=False),
             type(self).__name__,
         )
-        _check_betas(self.hyper_betas)
         self._forget_fit()
         net, step = split_estimator(self.estimator)
-        specs = resolve_space(self.param_distributions, net, step)
+        subspaces = resolve_space(self.param_distributions, net, step)
         X, y = self._check_data(X, y, net)
-        groups = params.pop("groups", None)
-        net_params = self._net_fit_params(params, step)
-        self._check_scoring()
-        splits = self._make_splits(X, y, groups)
-        results = self._run_starts(X, y, specs, splits, net_params, step)
-        self._store_results(specs, results)
-        _warn_skipped(self.cv_results_)
+        with sklearn_errors("scoring / refit"):
+            scorers, refit_metric = self._get_scorers()
+        with sklearn_errors("fit parameters"):
+            routed = self._get_routed_params_for_fit(params)
+        net_params = _net_fit_params(routed.estimator.fit, step)
+        splits = self._make_splits(X, y, routed.splitter.split)
+        settings = self._settings(scorers, routed.scorer.score)
+        results, rows = self._search(X, y, subspaces, splits, settings, net_params)
+        self.multimetric_ = isinstance(rows[0]["out"][0]["test_scores"], dict)
+        if self.refit or not self.multimetric_:
+            with sklearn_errors("refit"):
+                self.best_index_ = int(
+                    self._select_best_index(self.refit, refit_metric, results)
+                )
+            if not callable(self.refit):
+                self.best_score_ = float(
+                    results[f"mean_test_{refit_metric}"][self.best_index_]
+                )
+            self.best_params_ = results["params"][self.best_index_]
+            self.path_ = self.paths_[self.best_index_]
         if self.refit:
-            self._refit_best(X, y, specs, net_params, step)
+            self._refit(X, y, net_params, step)
+        self.scorer_ = getattr(scorers, "_scorers", scorers)
+        self.cv_results_ = results
         return self
 
     def _forget_fit(self):
@@ -326,6 +363,8 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
             k for k in vars(self) if k.endswith("_") and not k.startswith("_")
         ]:
             delattr(self, name)
+        for name in ("_n_features", "_label_encoder", "_target_was_1d"):
+            self.__dict__.pop(name, None)
 
     def _check_data(self, X, y, net):
         X = self._as_input(X)
@@ -339,6 +378,10 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         self._target_was_1d = y is not None and y.ndim == 1
         if not self.cast_inputs:
             return X, y
+        if y is not None and is_classifier_net(net) and y.dtype.kind not in "iu":
+            # skorch's dataset cannot hold strings: train on codes, predict labels.
+            self._label_encoder = LabelEncoder().fit(y)
+            y = self._label_encoder.transform(y)
         return _cast_features(X), cast_y(y, net)
 
     def _as_input(self, X):
@@ -356,160 +399,145 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         check_finite(X, "X")
         return X
 
-    def _net_fit_params(self, params, step):
-        if step is None:
-            return params
-        prefix = f"{step}__"
-        wrong = [k for k in params if not k.startswith(prefix)]
-        if wrong:
-            raise InvalidInputError(
-                f"fit parameters {wrong} do not belong to the network step {step!r}. "
-                "HypergradSearchCV routes 'groups' to the splitter and "
-                f"'{prefix}<name>' to the network; fit the preprocessing separately "
-                "if it needs its own."
-            )
-        return {k[len(prefix) :]: v for k, v in params.items()}
-
-    def _check_scoring(self):
-        scoring = self.scoring
-        try:
-            if scoring is None or callable(scoring) or isinstance(scoring, str):
-                scorers = {"score": check_scoring(self.estimator, scoring=scoring)}
-                multimetric = False
-            elif isinstance(scoring, list | tuple):
-                scorers = {name: get_scorer(name) for name in scoring}
-                multimetric = True
-            else:
-                scorers = {name: get_scorer(s) for name, s in scoring.items()}
-                multimetric = True
-        except (ValueError, TypeError) as exc:
-            raise InvalidInputError(
-                f"scoring={scoring!r} is not usable: {exc} Use a name from "
-                "sklearn.metrics.get_scorer_names(), a callable "
-                "scorer(estimator, X, y), or a list/dict of them."
-            ) from exc
-        if multimetric and not scorers:
-            raise InvalidInputError(f"scoring={scoring!r} names no metric.")
-        if (
-            multimetric
-            and self.refit is not False
-            and not (
-                callable(self.refit)
-                or (isinstance(self.refit, str) and self.refit in scorers)
-            )
-        ):
-            raise InvalidInputError(
-                "For multi-metric scoring, refit must be a metric name, a callable or "
-                f"False; got refit={self.refit!r} with metrics {sorted(scorers)}."
-            )
-        self.multimetric_ = multimetric
-        self.scorer_ = scorers if multimetric else scorers["score"]
-        self._scorers = scorers
-
-    def _make_splits(self, X, y, groups):
+    def _make_splits(self, X, y, split_params):
         cv = check_cv(self.cv, y, classifier=is_classifier(self.estimator))
         try:
-            splits = list(cv.split(X, y, groups))
+            splits = list(cv.split(X, y, **split_params))
         except ValueError as exc:
+            hint = "Use fewer splits or more data."
+            if "groups" in str(exc) and split_params.get("groups") is None:
+                hint = (
+                    f"{type(cv).__name__} splits by group: pass the group of "
+                    "every sample as fit(X, y, groups=groups)."
+                )
             raise InvalidInputError(
                 f"The cross-validation splitter {cv!r} cannot split these "
-                f"{len(X)} samples: {exc} Use fewer splits or more data."
+                f"{len(X)} samples: {exc} {hint}"
             ) from exc
         self.n_splits_ = len(splits)
         return splits
 
-    def _settings(self, net) -> Settings:
-        warmup = max(1, net.max_epochs // 3) if self.warmup == "auto" else self.warmup
+    def _settings(self, scorers, score_params) -> Settings:
+        inner = getattr(scorers, "_scorers", None)
+        kwargs = {
+            k[len(_OPTIMIZER_PREFIX) :]: v for k, v in self._optimizer_kwargs().items()
+        }
+        for key, value in _OPTIMIZER_DEFAULTS.items():
+            if _accepts(self.hyper_optimizer, key):
+                kwargs.setdefault(key, value)
+        _check_optimizer(self.hyper_optimizer, self.hyper_lr, kwargs)
         return Settings(
-            method=self.method,
-            solver_max_iter=self.solver_max_iter,
-            solver_damping=self.solver_damping,
-            solver_alpha=self.solver_alpha,
+            solver=get_solver(self.solver),
             hyper_optimizer=self.hyper_optimizer,
-            hyper_betas=tuple(float(b) for b in self.hyper_betas),
+            hyper_optimizer_kwargs=kwargs,
             hyper_lr=self.hyper_lr,
             hyper_lr_schedule=self.hyper_lr_schedule,
             hyper_interval=self.hyper_interval,
-            warmup=warmup,
+            warmup=self.warmup,
             hyper_batch_size=self.hyper_batch_size,
             average_last=self.average_last,
             error_score=self.error_score,
-            scorers=self._scorers,
+            scorer=scorers,
+            metric_names=None if inner is None else list(inner),
+            score_params=score_params,
             return_train_score=self.return_train_score,
             verbose=self.verbose,
             cast_inputs=self.cast_inputs,
         )
 
-    def _starting_points(self, specs, seed):
-        rng = generator(seed)
-        starts = [{s.name: s.real.center() for s in specs}]
-        for _ in range(self.n_starts - 1):
-            starts.append({s.name: float(s.real.sample(rng)) for s in specs})
-        return starts
+    def _search(self, X, y, subspaces, splits, settings, net_params):
+        sample_seed, self._refit_seed, start_seed = spawn_seeds(self.random_state, 3)
+        rows = []
 
-    def _run_starts(self, X, y, specs, splits, net_params, step):
-        net, _ = split_estimator(self.estimator)
-        settings = self._settings(net)
-        seeds = spawn_seeds(self.random_state, self.n_starts + 2)
-        starts = self._starting_points(specs, seeds[-1])
-        self._refit_seed = seeds[-2]
-        fold_params = [_index_params(net_params, train, len(X)) for train, _ in splits]
-        jobs = (
-            delayed(run_start)(
-                self.estimator,
-                step,
-                specs,
-                X,
-                y,
-                splits,
-                settings,
-                seeds[i],
-                starts[i],
-                fold_params,
+        def evaluate_candidates(candidates):
+            tasks = self._tasks(list(candidates), subspaces, net_params, start_seed)
+            logger.log(
+                logging.INFO if self.verbose else logging.DEBUG,
+                "Fitting %d folds for each of %d candidates (%d starting points "
+                "each), totalling %d trainings",
+                len(splits),
+                len(tasks) // self.n_starts,
+                self.n_starts,
+                len(tasks) * len(splits),
             )
-            for i in range(self.n_starts)
-        )
+            rows.extend(
+                r
+                for task_rows in self._run(tasks, X, y, splits, settings)
+                for r in task_rows
+            )
+
+        self._run_search(evaluate_candidates, subspaces, sample_seed)
+        out = [o for r in rows for o in r["out"]]
+        _warn_or_raise_about_fit_failures(out, self.error_score)
+        _warn_skipped(rows)
+        self.paths_ = [_path_table(r["path"], r["values"]) for r in rows]
+        with sklearn_errors("results"):
+            results = self._format_results(
+                [r["params"] for r in rows], len(splits), out, _more_results(rows)
+            )
+        return results, rows
+
+    def _run_search(self, evaluate_candidates, subspaces, random_state):
+        """Draw the outer candidates (grid or random) and evaluate them."""
+        evaluate_candidates(make_candidates(subspaces, self.n_iter, random_state))
+
+    def _tasks(self, candidates, subspaces, net_params, seed):
+        net, step = split_estimator(self.estimator)
+        prefix = "" if step is None else f"{step}__"
+        rng = generator(seed)
+        seeds = spawn_seeds(seed, len(candidates) * self.n_starts)
+        tasks = []
+        for i, (index, outer) in enumerate(candidates):
+            space = subspaces[index]
+            estimator = clone(self.estimator).set_params(**outer)
+            epochs = space.epochs or (split_estimator(estimator)[0].max_epochs,)
+            if space.epochs:
+                estimator.set_params(**{space.epochs_name: max(epochs)})
+            for s in range(self.n_starts):
+                start = {
+                    e.name: e.real.center() if s == 0 else float(e.real.sample(rng))
+                    for e in space.tuned
+                }
+                tasks.append(
+                    CandidateTask(
+                        estimator,
+                        step,
+                        space.tuned,
+                        outer,
+                        epochs,
+                        space.epochs_name,
+                        start,
+                        seeds[i * self.n_starts + s],
+                        net_params,
+                        net,
+                        prefix,
+                    )
+                )
+        return tasks
+
+    def _run(self, tasks, X, y, splits, settings):
+        jobs = (delayed(run_candidate)(t, X, y, splits, settings) for t in tasks)
         try:
-            return Parallel(n_jobs=self.n_jobs)(jobs)
+            return Parallel(n_jobs=self.n_jobs, pre_dispatch=self.pre_dispatch)(jobs)
         except Exception as exc:
             if not _is_worker_failure(exc):
                 raise
             raise ParallelWorkerError(
-                f"A parallel worker was lost while running the search's starting "
-                f"points ({type(exc).__name__}: {exc}). Nothing was fitted. Re-run "
-                "fit (the same random_state gives the same result), or use n_jobs=1."
+                f"A parallel worker was lost while running the search's candidates "
+                f"({type(exc).__name__}: {exc}). Nothing was fitted. Re-run fit "
+                "(the same random_state gives the same result), or use n_jobs=1."
             ) from exc
 
-    def _store_results(self, specs, results):
-        self.cv_results_ = build_cv_results(
-            specs, results, list(self._scorers), self.n_splits_, self.return_train_score
-        )
-        self.paths_ = [_path_table(r["path"], specs) for r in results]
-        index = select_best(self.cv_results_, self.refit, self.multimetric_)
-        if index is not None:
-            self.best_index_ = index
-            self.best_params_ = results[index]["values"]
-            self.path_ = self.paths_[index]
-            key = (
-                "mean_test_score"
-                if not self.multimetric_
-                else (
-                    f"mean_test_{self.refit}" if isinstance(self.refit, str) else None
-                )
-            )
-            if key is not None and not callable(self.refit):
-                self.best_score_ = float(self.cv_results_[key][index])
-
-    def _refit_best(self, X, y, specs, net_params, step):
+    def _refit(self, X, y, net_params, step):
         estimator = clone(self.estimator).set_params(
-            **_refit_params(self.estimator, self.best_params_, specs, step)
+            **clone(self.best_params_, safe=False)
         )
-        start = time.perf_counter()
         fit_params = (
             net_params
             if step is None
             else {f"{step}__{k}": v for k, v in net_params.items()}
         )
+        start = time.perf_counter()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self._refit_seed)
             estimator.fit(X, y, **fit_params)
@@ -523,13 +551,18 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         check_features(self, X, reset=False)
         return _cast_features(X) if self.cast_inputs else X
 
-    def _delegate(self, method, X):
-        X = self._prepare(X)
-        return getattr(self.best_estimator_, method)(X)
+    def _encode(self, y):
+        encoder = getattr(self, "_label_encoder", None)
+        if y is None or not self.cast_inputs:
+            return y
+        if encoder is not None:
+            with sklearn_errors("y"):
+                y = encoder.transform(np.asarray(y))
+        return cast_y(y, split_estimator(self.best_estimator_)[0])
 
-    @available_if(_estimator_has("predict"))
+    @available_if(_search_estimator_has("predict"))
     def predict(self, X):
-        """Predict with ``best_estimator_`` (1-D output for a 1-D training ``y``).
+        """Predict with ``best_estimator_`` (labels as given to ``fit``).
 
         Parameters
         ----------
@@ -539,7 +572,10 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         -------
         y_pred : ndarray
         """
-        y_pred = self._delegate("predict", X)
+        y_pred = super().predict(self._prepare(X))
+        encoder = getattr(self, "_label_encoder", None)
+        if encoder is not None:
+            return encoder.inverse_transform(np.asarray(y_pred).astype(np.int64))
         if self._target_was_1d and np.ndim(y_pred) == 2 and y_pred.shape[1] == 1:
             y_pred = y_pred.ravel()
         if self.cast_inputs and getattr(y_pred, "dtype", None) == np.float32:
@@ -547,9 +583,9 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
             y_pred = y_pred.astype(np.float64)
         return y_pred
 
-    @available_if(_estimator_has("predict_proba"))
+    @available_if(_search_estimator_has("predict_proba"))
     def predict_proba(self, X):
-        """Class probabilities from ``best_estimator_``.
+        """Class probabilities from ``best_estimator_``, columns in ``classes_`` order.
 
         Parameters
         ----------
@@ -559,9 +595,9 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         -------
         proba : ndarray of shape (n_samples, n_classes)
         """
-        return self._delegate("predict_proba", X)
+        return super().predict_proba(self._prepare(X))
 
-    @available_if(_estimator_has("predict_log_proba"))
+    @available_if(_search_estimator_has("predict_log_proba"))
     def predict_log_proba(self, X):
         """Log class probabilities from ``best_estimator_``.
 
@@ -573,9 +609,9 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         -------
         log_proba : ndarray of shape (n_samples, n_classes)
         """
-        return self._delegate("predict_log_proba", X)
+        return super().predict_log_proba(self._prepare(X))
 
-    @available_if(_estimator_has("decision_function"))
+    @available_if(_search_estimator_has("decision_function"))
     def decision_function(self, X):
         """Decision function of ``best_estimator_``.
 
@@ -587,9 +623,9 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         -------
         scores : ndarray
         """
-        return self._delegate("decision_function", X)
+        return super().decision_function(self._prepare(X))
 
-    @available_if(_estimator_has("transform"))
+    @available_if(_search_estimator_has("transform"))
     def transform(self, X):
         """Transform with ``best_estimator_``.
 
@@ -601,48 +637,155 @@ class HypergradSearchCV(MetaEstimatorMixin, BaseEstimator):
         -------
         Xt : ndarray
         """
-        return self._delegate("transform", X)
+        return super().transform(self._prepare(X))
 
-    def score(self, X, y=None):
+    @available_if(_search_estimator_has("score_samples"))
+    def score_samples(self, X):
+        """``score_samples`` of ``best_estimator_``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,)
+        """
+        return super().score_samples(self._prepare(X))
+
+    def score(self, X, y=None, **params):
         """Score ``best_estimator_`` with ``scorer_`` (the refit metric if several).
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
         y : array-like of shape (n_samples,), default=None
+        **params : dict
+            Passed to the scorer with metadata routing enabled.
 
         Returns
         -------
         score : float
         """
-        X = self._prepare(X)
-        scorer = self.scorer_[self.refit] if self.multimetric_ else self.scorer_
-        if self.cast_inputs:
-            net, _ = split_estimator(self.best_estimator_)
-            y = cast_y(y, net)
-        return scorer(self.best_estimator_, X, y)
+        with sklearn_errors("score"):
+            return super().score(self._prepare(X), self._encode(y), **params)
 
     @property
     def classes_(self):
-        """Class labels of ``best_estimator_``."""
-        check_is_fitted(self, "best_estimator_")
-        return self.best_estimator_.classes_
+        """Class labels, as given to ``fit``."""
+        encoder = getattr(self, "_label_encoder", None)
+        if encoder is not None and hasattr(self, "best_estimator_"):
+            return encoder.classes_
+        return super().classes_
 
     @property
-    def _estimator_type(self):
-        return getattr(self.estimator, "_estimator_type", None)
+    def n_features_in_(self):
+        """Number of features seen during ``fit``."""
+        try:
+            return self.__dict__["_n_features"]
+        except KeyError:
+            raise AttributeError(
+                f"{type(self).__name__} has no n_features_in_ before fit."
+            ) from None
+
+    @n_features_in_.setter
+    def n_features_in_(self, value):
+        self.__dict__["_n_features"] = value
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        sub = self.estimator.__sklearn_tags__()
-        tags.estimator_type = sub.estimator_type
-        tags.classifier_tags = sub.classifier_tags
-        tags.regressor_tags = sub.regressor_tags
-        tags.input_tags.pairwise = sub.input_tags.pairwise
         tags.input_tags.sparse = False
         # skorch modules can emit several outputs per sample.
-        tags.target_tags.multi_output = sub.estimator_type == "regressor"
+        tags.target_tags.multi_output = tags.estimator_type == "regressor"
         return tags
+
+
+def _warn_skipped(rows) -> None:
+    # Rows of one candidate share their path: count each step once.
+    paths = {id(r["path"][-1]): r["path"] for r in rows if r["path"]}
+    steps = [rec for path in paths.values() for rec in path]
+    skipped = sum(rec["skipped"] for rec in steps)
+    if skipped:
+        warnings.warn(
+            f"{skipped} of {len(steps)} hyper-steps were skipped (non-finite or "
+            "diverging hypergradient) and left the hyperparameters unchanged; "
+            "path_['reason'] says why. If many are skipped, lower hyper_lr, use a "
+            "damped solver (e.g. solver=CG(damping=1e-2)) or train longer before "
+            "the first hyper-step (warmup).",
+            HyperstepSkippedWarning,
+            stacklevel=4,
+        )
+
+
+def _check_kwargs(kwargs) -> None:
+    wrong = [k for k in kwargs if not k.startswith(_OPTIMIZER_PREFIX)]
+    if wrong:
+        raise TypeError(
+            f"HypergradSearchCV.__init__() got unexpected keyword arguments {wrong}. "
+            f"Only '{_OPTIMIZER_PREFIX}<name>' arguments of the hyper-optimiser are "
+            "accepted besides the named ones."
+        )
+
+
+def _check_optimizer(optimizer_class, lr, kwargs) -> None:
+    try:
+        optimizer_class([torch.zeros(1, requires_grad=True)], lr=lr, **kwargs)
+    except Exception as exc:
+        raise InvalidParameterError(
+            f"hyper_optimizer={optimizer_class!r} cannot be built with lr={lr!r} and "
+            f"{ {_OPTIMIZER_PREFIX + k: v for k, v in kwargs.items()} }: {exc} Pass a "
+            "torch.optim.Optimizer class and its own arguments, e.g. "
+            "hyper_optimizer=torch.optim.Adam, hyper_optimizer__betas=(0.5, 0.9)."
+        ) from exc
+
+
+def _accepts(optimizer_class, name) -> bool:
+    import inspect
+
+    try:
+        return name in inspect.signature(optimizer_class).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _net_fit_params(params, step):
+    """The network's own fit parameters; refuse what skorch cannot take."""
+    prefix = "" if step is None else f"{step}__"
+    wrong = [k for k in params if not k.startswith(prefix)]
+    if wrong:
+        raise InvalidInputError(
+            f"fit parameters {wrong} do not belong to the network step {step!r}. "
+            "HypergradSearchCV routes 'groups' to the splitter and "
+            f"'{prefix}<name>' to the network; fit the preprocessing separately "
+            "if it needs its own."
+        )
+    params = {k[len(prefix) :]: v for k, v in params.items()}
+    if "sample_weight" in params:
+        raise InvalidInputError(
+            f"fit got {prefix}sample_weight, but a skorch network's module cannot "
+            "take per-sample weights (skorch passes fit parameters to the module's "
+            "forward). To weight classes, use criterion__weight; to weight the "
+            "scores, enable metadata routing (sklearn.set_config("
+            "enable_metadata_routing=True)) and request sample_weight on the scorer."
+        )
+    return params
+
+
+def _more_results(rows) -> dict:
+    n_splits = len(rows[0]["out"])
+    losses = np.array([[o["loss"] for o in r["out"]] for r in rows], dtype=float)
+    more = {f"split{k}_test_loss": losses[:, k] for k in range(n_splits)}
+    more["mean_test_loss"] = losses.mean(1)
+    more["std_test_loss"] = losses.std(1)
+    key = np.where(np.isnan(more["mean_test_loss"]), np.inf, more["mean_test_loss"])
+    more["rank_test_loss"] = (np.argsort(np.argsort(key, kind="stable")) + 1).astype(
+        np.int32
+    )
+    more["n_hypersteps"] = np.array([len(r["path"]) for r in rows])
+    more["n_skipped_hypersteps"] = np.array(
+        [sum(rec["skipped"] for rec in r["path"]) for r in rows]
+    )
+    return {k: list(v) for k, v in more.items()}
 
 
 # Errors raised by joblib / Dask when a worker process dies, by class name so
@@ -661,75 +804,11 @@ def _is_worker_failure(exc) -> bool:
     return any(cls.__name__ in _WORKER_FAILURES for cls in type(exc).__mro__)
 
 
-def _warn_skipped(cv_results):
-    skipped = int(np.sum(cv_results["n_skipped_hypersteps"]))
-    if skipped:
-        total = int(np.sum(cv_results["n_hypersteps"]))
-        warnings.warn(
-            f"{skipped} of {total} hyper-steps were skipped (non-finite or diverging "
-            "hypergradient) and left the hyperparameters unchanged; path_['reason'] "
-            "says why. If many are skipped, lower hyper_lr, raise solver_damping or "
-            "train longer before the first hyper-step (warmup).",
-            HyperstepSkippedWarning,
-            stacklevel=3,
-        )
-
-
 def _cast_features(X):
     X = cast_X(X)
     if isinstance(X, np.ndarray) and X.dtype.kind in "iub":
         return X.astype(np.float32)
     return X
-
-
-def _index_params(params, train, n_samples):
-    out = {}
-    for key, value in params.items():
-        if (
-            hasattr(value, "__len__")
-            and not isinstance(value, str | Mapping)
-            and len(value) == n_samples
-        ):
-            out[key] = (
-                value[train] if hasattr(value, "shape") else [value[i] for i in train]
-            )
-        else:
-            out[key] = value
-    return out
-
-
-def _refit_params(estimator, best_params, specs, step):
-    prefix = "" if step is None else f"{step}__"
-    out = {}
-    for spec in specs:
-        value = best_params[spec.name]
-        if spec.granularity == "scalar":
-            out[spec.name] = value
-            continue
-        net, _ = split_estimator(estimator)
-        callbacks = (
-            list(net.callbacks) if isinstance(net.callbacks, list | tuple) else []
-        )
-        penalty = WeightDecayPenalty(value, granularity=spec.granularity)
-        out[f"{prefix}optimizer__weight_decay"] = 0.0
-        out[f"{prefix}callbacks"] = [*callbacks, ("skhypergrad_weight_decay", penalty)]
-    return out
-
-
-def _check_betas(betas):
-    ok = len(betas) == 2 and all(
-        isinstance(b, numbers.Real)
-        and not isinstance(b, bool)
-        and math.isfinite(b)
-        and 0 <= b < 1
-        for b in betas
-    )
-    if not ok:
-        raise InvalidParameterError(
-            "The 'hyper_betas' parameter of HypergradSearchCV must be two numbers "
-            f"in [0, 1) (Adam's moment decay rates). Got {betas!r} instead. Pass "
-            "e.g. hyper_betas=(0.5, 0.9)."
-        )
 
 
 _PATH_KEYS = (
@@ -744,12 +823,11 @@ _PATH_KEYS = (
 )
 
 
-def _path_table(records, specs):
-    table = {k: [] for k in _PATH_KEYS}
-    table.update({s.name: [] for s in specs})
-    for record in records:
-        for key in _PATH_KEYS:
-            table[key].append(record.get(key))
-        for spec in specs:
-            table[spec.name].append(record["values"][spec.name])
+def _path_table(records, values):
+    table = {k: [r.get(k) for r in records] for k in _PATH_KEYS}
+    for name in values:
+        table[name] = [r["values"][name] for r in records]
     return table
+
+
+__all__ = ["HypergradSearchCV", "InvalidParameterError"]

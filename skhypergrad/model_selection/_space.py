@@ -1,118 +1,108 @@
-"""Turn ``param_distributions`` into checked hyperparameter specs."""
+"""Split ``param_distributions`` into what hypergradients tune and what an
+outer grid or random search explores, and draw the outer candidates.
+
+Every entry a registered family claims and gives a continuous range is tuned
+inside each candidate; every other entry (lists, discrete distributions,
+``Sampled`` ranges, parameters of other Pipeline steps) is searched as
+``GridSearchCV`` (all lists) or ``RandomizedSearchCV`` (any distribution)
+would. A list of epoch counts for ``max_epochs`` is chosen from the
+validation curves of the same trainings.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import numbers
+import warnings
+from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
-import torch
+import numpy as np
+from sklearn.model_selection import ParameterGrid, ParameterSampler
 
 from ..exceptions import InvalidHyperparameterError
-from ..hyperparams import Real, as_real
-from ..net import find_dropout_layers
+from ..families import claiming_family
+from ..hyperparams import PerLayer, PerParameter, Real, Sampled
 
-# Settings of the optimizer or the loop only: they change the path to the
-# training optimum, not the optimum itself, so the implicit hypergradient of
-# the validation loss with respect to them is zero.
-_OPTIMIZER_ONLY = {
-    "lr": "the learning rate",
-    "optimizer__lr": "the learning rate",
-    "optimizer__momentum": "momentum",
-    "optimizer__betas": "Adam's betas",
-    "optimizer__eps": "the optimizer's eps",
-    "optimizer__nesterov": "Nesterov momentum",
-    "max_epochs": "the number of epochs",
-    "batch_size": "the batch size",
-    "iterator_train__batch_size": "the batch size",
-    "iterator_train__shuffle": "shuffling",
-}
+_SUBSPACE = "__skhypergrad_subspace__"
 
 
-class HparamSpec(NamedTuple):
-    """One tuned hyperparameter.
+class SubSpace(NamedTuple):
+    """One dict of ``param_distributions``, resolved.
 
     Attributes
     ----------
-    name : str
-        Key in ``param_distributions`` (with any Pipeline prefix).
-    local : str
-        Name on the skorch net (prefix removed).
-    kind : {"weight_decay", "dropout"}
-    granularity : {"scalar", "layer", "parameter"}
-    real : Real
-        Range and scale.
-    dropout_paths : tuple of str
-        Module paths of the dropout layers it controls (``kind="dropout"``).
+    tuned : list of Hyperparameter
+        Entries tuned by hypergradients inside every candidate.
+    outer : dict
+        Entries searched by the outer grid / random search.
+    epochs : tuple of int
+        ``max_epochs`` values read off the same trainings (empty if none).
+    epochs_name : str or None
+        The ``max_epochs`` key, with any Pipeline prefix.
     """
 
-    name: str
-    local: str
-    kind: str
-    granularity: str
-    real: Real
-    dropout_paths: tuple = ()
+    tuned: list
+    outer: dict
+    epochs: tuple = ()
+    epochs_name: str | None = None
 
 
-def resolve_space(param_distributions, net, step) -> list[HparamSpec]:
-    """Check every entry of the search space against the skorch net.
+class Candidate(NamedTuple):
+    """One outer candidate: a sub-space and a draw of its outer entries."""
+
+    subspace: int
+    params: dict
+
+
+def resolve_space(param_distributions, net, step) -> list[SubSpace]:
+    """Check every entry against the skorch net and sort it.
 
     Parameters
     ----------
-    param_distributions : dict
-        Name -> distribution, as given to the search.
+    param_distributions : dict or list of dict
     net : skorch.NeuralNet
-        The (unfitted) network the names refer to.
+        The (unfitted) network; never changed.
     step : str or None
         Name of the net's Pipeline step.
 
     Returns
     -------
-    specs : list of HparamSpec
+    subspaces : list of SubSpace
     """
-    if not isinstance(param_distributions, Mapping) or not param_distributions:
+    spaces = param_distributions
+    if isinstance(spaces, Mapping):
+        spaces = [spaces]
+    if not isinstance(spaces, Sequence) or isinstance(spaces, str) or not spaces:
         raise InvalidHyperparameterError(
-            "param_distributions must be a non-empty dict mapping parameter names to "
-            f"ranges, got {param_distributions!r}. Example: "
-            "{'optimizer__weight_decay': scipy.stats.loguniform(1e-6, 1e-1)}."
+            "param_distributions must be a dict (or a non-empty list of dicts) "
+            f"mapping parameter names to ranges or lists, got {param_distributions!r}. "
+            "Example: {'optimizer__weight_decay': scipy.stats.loguniform(1e-6, 1e-1), "
+            "'module__num_units': [32, 64]}."
         )
-    return [
-        _resolve_one(name, dist, net, step)
-        for name, dist in param_distributions.items()
-    ]
+    return [_resolve_dict(space, net, step) for space in spaces]
 
 
-def _resolve_one(name, distribution, net, step) -> HparamSpec:
-    local = _strip_step(name, step)
-    if local in _OPTIMIZER_ONLY or local.startswith("callbacks__"):
-        what = _OPTIMIZER_ONLY.get(local, "a callback setting")
+def _resolve_dict(space, net, step) -> SubSpace:
+    if not isinstance(space, Mapping):
         raise InvalidHyperparameterError(
-            f"Cannot tune {name!r} ({what}) with implicit differentiation: it changes "
-            "how training reaches the optimum of the training loss, not where that "
-            "optimum is, so its implicit hypergradient is zero. Fix it on the "
-            f"estimator, or search it with GridSearchCV around HypergradSearchCV. "
-            f"Got {distribution!r}."
+            f"Each entry of a list of param_distributions must be a dict, got "
+            f"{space!r} ({type(space).__name__})."
         )
-    real, granularity = as_real(distribution, name)
-    if local == "optimizer__weight_decay":
-        _check_optimizer(net, name)
-        return HparamSpec(name, local, "weight_decay", granularity, real)
-    if local.startswith("module__"):
-        if granularity != "scalar":
-            raise InvalidHyperparameterError(
-                f"{name!r}: PerLayer / PerParameter apply to weight decay only; a "
-                f"dropout rate is one value per module argument. Got {distribution!r}."
-            )
-        paths = find_dropout_layers(net, local, name)
-        return HparamSpec(name, local, "dropout", granularity, real, tuple(paths))
-    raise InvalidHyperparameterError(
-        f"Cannot tune {name!r} with hypergradients: it is not a hyperparameter of the "
-        "training loss that skhypergrad knows. Supported: 'optimizer__weight_decay' "
-        "(scalar, PerLayer or PerParameter) and 'module__<arg>' for a module argument "
-        f"that sets torch.nn.Dropout rates. Got {distribution!r}."
-    )
+    tuned, outer, epochs, epochs_name = [], {}, (), None
+    for name, distribution in space.items():
+        local = _net_name(name, step)
+        if local == "max_epochs" and _is_list(distribution):
+            epochs, epochs_name = _check_epochs(name, distribution), name
+            continue
+        entry = _tuned_entry(name, local, distribution, net)
+        if entry is None:
+            outer[name] = _check_outer(name, distribution)
+        else:
+            tuned.append(entry)
+    return SubSpace(tuned, outer, epochs, epochs_name)
 
 
-def _strip_step(name, step) -> str:
+def _net_name(name, step) -> str | None:
     if not isinstance(name, str):
         raise InvalidHyperparameterError(
             f"Parameter names must be strings, got {name!r} ({type(name).__name__})."
@@ -120,23 +110,106 @@ def _strip_step(name, step) -> str:
     if step is None:
         return name
     prefix = f"{step}__"
-    if not name.startswith(prefix):
-        raise InvalidHyperparameterError(
-            f"Cannot tune {name!r}: only parameters of the skorch network step "
-            f"{step!r} can be tuned, and their names start with {prefix!r} (e.g. "
-            f"'{prefix}optimizer__weight_decay'). Search other steps with GridSearchCV."
-        )
-    return name[len(prefix) :]
+    return name[len(prefix) :] if name.startswith(prefix) else None
 
 
-def _check_optimizer(net, name) -> None:
-    optimizer = net.optimizer
-    optimizer_class = optimizer if isinstance(optimizer, type) else type(optimizer)
-    if issubclass(optimizer_class, torch.optim.AdamW):
-        raise InvalidHyperparameterError(
-            f"Cannot tune {name!r} with optimizer={optimizer_class.__name__}: AdamW "
-            "decays weights outside the loss (decoupled), so the decay has no implicit "
-            "hypergradient. Use optimizer=torch.optim.Adam (or SGD), whose "
-            "weight_decay is an L2 term of the loss; the tuned value then applies "
-            "as is."
+def _tuned_entry(name, local, distribution, net):
+    """The family entry tuning ``name``, or None when the outer search takes it."""
+    if local is None or isinstance(distribution, Sampled):
+        return None
+    family = claiming_family(local, distribution, net)
+    if family is None:
+        return None
+    if _is_list(distribution):
+        warnings.warn(
+            f"{name!r} is given as a list, {_short(distribution)}, so it is searched "
+            "as a grid (one training per value and split). A continuous range, e.g. "
+            "scipy.stats.loguniform(low, high), would be tuned by hypergradients "
+            "within each candidate instead, at no extra training.",
+            UserWarning,
+            stacklevel=5,
         )
+        return None
+    if not _is_continuous(distribution):
+        return None
+    return family.from_entry(name, local, distribution, net)
+
+
+def _is_list(value) -> bool:
+    return isinstance(value, list | tuple | np.ndarray | range)
+
+
+def _is_continuous(distribution) -> bool:
+    from scipy import stats
+
+    if isinstance(distribution, Real | PerLayer | PerParameter):
+        return True
+    return isinstance(getattr(distribution, "dist", None), stats.rv_continuous)
+
+
+def _check_outer(name, distribution):
+    if hasattr(distribution, "rvs"):
+        return distribution
+    if _is_list(distribution) and len(distribution) > 0:
+        return distribution
+    raise InvalidHyperparameterError(
+        f"Cannot search {name!r}: got {distribution!r} "
+        f"({type(distribution).__name__}), but each entry must be a non-empty list "
+        "of values, a distribution with an rvs method (scipy.stats), or a continuous "
+        "range to tune. Wrap a single value in a list, or set it on the estimator."
+    )
+
+
+def _check_epochs(name, values) -> tuple:
+    values = list(values)
+    ok = values and all(
+        isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1
+        for v in values
+    )
+    if not ok:
+        raise InvalidHyperparameterError(
+            f"{name!r} must be a non-empty list of positive integers (epoch counts), "
+            f"got {values!r}."
+        )
+    return tuple(sorted({int(v) for v in values}))
+
+
+def _short(values) -> str:
+    values = list(values)
+    text = repr(values[:5])
+    return text[:-1] + ", ...]" if len(values) > 5 else text
+
+
+def make_candidates(subspaces, n_iter, random_state) -> list[Candidate]:
+    """Outer candidates, as GridSearchCV or RandomizedSearchCV would draw them.
+
+    All outer entries lists: every combination (``ParameterGrid``). Any
+    distribution: ``n_iter`` draws (``ParameterSampler``), a sub-space drawn
+    uniformly for each, as ``RandomizedSearchCV`` does with a list of dicts.
+
+    Parameters
+    ----------
+    subspaces : list of SubSpace
+    n_iter : int
+    random_state : int, RandomState instance or None
+
+    Returns
+    -------
+    candidates : list of Candidate
+    """
+    spaces = [{**s.outer, _SUBSPACE: [i]} for i, s in enumerate(subspaces)]
+    sampled = any(hasattr(v, "rvs") for s in subspaces for v in s.outer.values())
+    try:
+        draws = (
+            list(ParameterSampler(spaces, n_iter, random_state=random_state))
+            if sampled
+            else list(ParameterGrid(spaces))
+        )
+    except (TypeError, ValueError) as exc:
+        raise InvalidHyperparameterError(
+            f"The outer search space is not usable: {exc}"
+        ) from exc
+    return [Candidate(d.pop(_SUBSPACE), d) for d in draws]
+
+
+__all__ = ["Candidate", "SubSpace", "make_candidates", "resolve_space"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 from sklearn.utils import check_array
 from sklearn.utils._param_validation import (  # noqa: F401  (re-exported)
@@ -15,7 +17,7 @@ from sklearn.utils._param_validation import (
 )
 from sklearn.utils.validation import validate_data
 
-from ..exceptions import InvalidInputError, InvalidInputTypeError
+from ..exceptions import InvalidInputError, InvalidInputTypeError, SkHypergradError
 
 
 class InvalidParameterError(InvalidInputError, _SklearnInvalidParameterError):
@@ -133,3 +135,28 @@ def check_consistent_length(X, y) -> int:
             f"{len(y)}. Pass one target per row of X."
         )
     return n_samples
+
+
+@contextlib.contextmanager
+def sklearn_errors(what: str):
+    """Re-raise scikit-learn's ValueError / TypeError as skhypergrad's.
+
+    scikit-learn's search machinery (scorers, routing, refit selection)
+    raises builtin errors; inside the search they become
+    :class:`~skhypergrad.exceptions.InvalidInputError` (a ``ValueError``) or
+    :class:`~skhypergrad.exceptions.InvalidInputTypeError` (a ``TypeError``),
+    with the original message and the original as ``__cause__``.
+
+    Parameters
+    ----------
+    what : str
+        What was being checked, for the message.
+    """
+    try:
+        yield
+    except SkHypergradError:
+        raise
+    except TypeError as exc:
+        raise InvalidInputTypeError(f"Invalid {what}: {exc}") from exc
+    except ValueError as exc:
+        raise InvalidInputError(f"Invalid {what}: {exc}") from exc

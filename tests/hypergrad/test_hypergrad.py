@@ -6,8 +6,8 @@ import re
 import pytest
 import torch
 
-from skhypergrad.exceptions import SolverDivergedError
-from skhypergrad.hypergrad import hypergradient
+from skhypergrad.exceptions import InvalidSolverError, SolverDivergedError
+from skhypergrad.hypergrad import CG, Exact, Neumann, hypergradient
 
 N_FEATURES = 5  # the default of make_ridge_problem
 TOLERANCE = {torch.float64: 1e-6, torch.float32: 1e-3}
@@ -24,13 +24,18 @@ PER_FEATURE = [
 ]
 
 
-def _accurate_settings(method, dtype):
-    """Options with which ``method`` should solve the ridge problem to precision."""
+def _accurate_solver(method, dtype):
+    """A solver that should solve the ridge problem to precision."""
     if method == "cg":
-        return {"max_iter": N_FEATURES, "tol": CG_TOL[dtype]}
+        return CG(
+            max_iter=N_FEATURES,
+            tol=CG_TOL[dtype],
+            negative_curvature="raise",
+            warn=True,
+        )
     if method == "neumann":
-        return {"max_iter": 200}
-    return {}
+        return Neumann(max_iter=200)
+    return Exact()
 
 
 def _flat(tensors):
@@ -72,9 +77,7 @@ def test_hypergradient_matches_closed_form_ridge(
 ):
     problem = ridge_problem(dtype=dtype, per_feature=per_feature)
 
-    grad = hypergradient(
-        *problem.inputs, method=method, **_accurate_settings(method, dtype)
-    )
+    grad = hypergradient(*problem.inputs, solver=_accurate_solver(method, dtype))
 
     assert _relative_error(grad, problem.exact_hypergradient()) <= TOLERANCE[dtype]
 
@@ -87,9 +90,7 @@ def test_hypergradient_matches_finite_differences(
 ):
     problem = ridge_problem(dtype=dtype, per_feature=per_feature)
 
-    grad = hypergradient(
-        *problem.inputs, method=method, **_accurate_settings(method, dtype)
-    )
+    grad = hypergradient(*problem.inputs, solver=_accurate_solver(method, dtype))
 
     assert _relative_error(grad, _finite_differences(problem)) <= TOLERANCE[dtype]
 
@@ -101,7 +102,7 @@ def test_neumann_error_decreases_with_terms(ridge_problem, per_feature):
 
     errors = [
         _relative_error(
-            hypergradient(*problem.inputs, method="neumann", max_iter=n_terms),
+            hypergradient(*problem.inputs, solver=Neumann(max_iter=n_terms)),
             expected,
         )
         for n_terms in [1, 5, 20, 200]
@@ -116,7 +117,7 @@ def test_neumann_error_decreases_with_terms(ridge_problem, per_feature):
 def test_identity_points_the_right_way_on_scalar_ridge(ridge_problem, dtype):
     problem = ridge_problem(dtype=dtype)
 
-    grad = hypergradient(*problem.inputs, method="identity")
+    grad = hypergradient(*problem.inputs, solver="identity")
 
     expected = problem.exact_hypergradient()
     assert torch.sign(grad[0]) == torch.sign(expected[0]) != 0
@@ -130,7 +131,7 @@ def test_identity_points_the_right_way_on_scalar_ridge(ridge_problem, dtype):
 def test_hypergradient_return_info_at_optimum(ridge_problem, method):
     problem = ridge_problem()
 
-    _, info = hypergradient(*problem.inputs, method=method, return_info=True)
+    _, info = hypergradient(*problem.inputs, solver=method, return_info=True)
 
     expected_loss = problem.validation_loss_at(problem.hparams[0].detach())
     assert math.isfinite(info.outer_loss)
@@ -146,27 +147,37 @@ def test_hypergradient_return_info_at_optimum(ridge_problem, method):
 
 def test_hypergradient_cg_warm_start_from_ihvp_runs_no_iteration(ridge_problem):
     problem = ridge_problem()
-    first, info = hypergradient(*problem.inputs, method="cg", return_info=True)
+    first, info = hypergradient(*problem.inputs, solver="cg", return_info=True)
 
     second, warm = hypergradient(
-        *problem.inputs, method="cg", x0=info.ihvp, return_info=True
+        *problem.inputs, solver="cg", x0=info.ihvp, return_info=True
     )
 
     assert warm.solve.n_iter == 0 < info.solve.n_iter
     assert _relative_error(second, first) <= 1e-10
 
 
-def test_hypergradient_same_generator_gives_same_neumann_result(ridge_problem):
+@pytest.mark.parametrize(
+    "make_state",
+    [lambda: 7, lambda: torch.Generator().manual_seed(7)],
+    ids=["int", "generator"],
+)
+def test_hypergradient_same_random_state_gives_same_neumann_result(
+    ridge_problem, make_state
+):
     problem = ridge_problem()
 
     grads = [
-        hypergradient(
-            *problem.inputs, power_iter=2, generator=torch.Generator().manual_seed(7)
-        )
-        for _ in range(2)
+        hypergradient(*problem.inputs, solver=Neumann(power_iter=2, random_state=state))
+        for state in (7, make_state())
     ]
+    other_seed = hypergradient(
+        *problem.inputs, solver=Neumann(power_iter=2, random_state=8)
+    )
 
+    # Two power iterations leave alpha, hence the truncated series, seed-dependent.
     assert torch.equal(grads[0][0], grads[1][0])
+    assert not torch.equal(grads[0][0], other_seed[0])
 
 
 @pytest.mark.parametrize("how", ["propagates", "added"])
@@ -181,19 +192,21 @@ def test_hypergradient_nan_outer_loss_raises(ridge_problem, method, how):
 
     inputs = (problem.inner_loss, outer_loss, problem.params, problem.hparams)
     with pytest.raises(SolverDivergedError, match="not finite"):
-        hypergradient(*inputs, method=method)
+        hypergradient(*inputs, solver=method)
 
 
-def test_hypergradient_invalid_method_raises(ridge_problem):
-    with pytest.raises(ValueError, match="method must be one of .*got 'newton'"):
-        hypergradient(*ridge_problem().inputs, method="newton")
+def test_hypergradient_invalid_solver_raises(ridge_problem):
+    with pytest.raises(
+        InvalidSolverError, match=r"Unknown solver 'newton'\. Use one of \['cg', "
+    ):
+        hypergradient(*ridge_problem().inputs, solver="newton")
 
 
 @pytest.mark.parametrize("alpha", [0, -1.0, "fast", math.nan])
 def test_hypergradient_invalid_alpha_raises(ridge_problem, alpha):
     match = "alpha must be 'auto' or a positive number, got " + re.escape(repr(alpha))
-    with pytest.raises(ValueError, match=match):
-        hypergradient(*ridge_problem().inputs, method="neumann", alpha=alpha)
+    with pytest.raises(InvalidSolverError, match=match):
+        hypergradient(*ridge_problem().inputs, solver=Neumann(alpha=alpha))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -204,9 +217,7 @@ def test_hypergradient_is_detached_and_shaped_like_hparams(
 ):
     problem = ridge_problem(dtype=dtype, per_feature=per_feature)
 
-    grad = hypergradient(
-        *problem.inputs, method=method, **_accurate_settings(method, dtype)
-    )
+    grad = hypergradient(*problem.inputs, solver=_accurate_solver(method, dtype))
 
     assert isinstance(grad, list)
     assert [g.shape for g in grad] == [h.shape for h in problem.hparams]
@@ -219,7 +230,7 @@ def test_hypergradient_writes_no_grad_and_keeps_inputs(ridge_problem, method):
     problem = ridge_problem(per_feature=True)
     before = [t.detach().clone() for t in problem.params + problem.hparams]
 
-    hypergradient(*problem.inputs, method=method)
+    hypergradient(*problem.inputs, solver=method)
 
     after = problem.params + problem.hparams
     assert all(t.grad is None for t in after)

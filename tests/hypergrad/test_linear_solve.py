@@ -1,4 +1,8 @@
-"""Each linear solver against ``torch.linalg.solve`` on small random matrices."""
+"""Each linear solver against ``torch.linalg.solve`` on small random matrices.
+
+The solver objects (``CG()``...) are checked against the dense solve; the
+functions they call (``cg``...) for their failure modes and diagnostics.
+"""
 
 import math
 import re
@@ -8,7 +12,16 @@ import pytest
 import torch
 
 from skhypergrad.exceptions import SolverConvergenceWarning, SolverDivergedError
-from skhypergrad.hypergrad import cg, exact, identity, neumann
+from skhypergrad.hypergrad import (
+    CG,
+    Exact,
+    Identity,
+    Neumann,
+    cg,
+    exact,
+    identity,
+    neumann,
+)
 
 # A 7-dimensional problem split over two tensors, so that list handling is tested.
 SHAPES = [(3,), (2, 2)]
@@ -16,17 +29,28 @@ DIM = 7
 EIGENVALUES = torch.linspace(1.0, 4.0, DIM, dtype=torch.float64)
 LAMBDA_MAX = 4.0
 
-# Settings with which every solver reaches float64 accuracy on EIGENVALUES.
+# Solvers that reach float64 accuracy on EIGENVALUES.
 ACCURATE = {
-    "cg": (cg, {"max_iter": 2 * DIM, "tol": 1e-12}),
-    "neumann": (neumann, {"max_iter": 200, "alpha": 1.0 / LAMBDA_MAX}),
-    "exact": (exact, {}),
+    "cg": CG(max_iter=2 * DIM, tol=1e-12, negative_curvature="raise", warn=True),
+    "neumann": Neumann(max_iter=200, alpha=1.0 / LAMBDA_MAX),
+    "exact": Exact(),
 }
 ALL_SOLVERS = {
     **ACCURATE,
     # A tol that float32 can reach, so that cg does not warn.
-    "cg": (cg, {"max_iter": 2 * DIM, "tol": 1e-5}),
-    "identity": (identity, {"alpha": 0.5}),
+    "cg": CG(max_iter=2 * DIM, tol=1e-5, negative_curvature="raise", warn=True),
+    "identity": Identity(alpha=0.5),
+}
+# Each solver object and the function it calls with the same options.
+AS_FUNCTION = {
+    "cg": (ACCURATE["cg"], cg, {"max_iter": 2 * DIM, "tol": 1e-12}),
+    "neumann": (
+        ACCURATE["neumann"],
+        neumann,
+        {"max_iter": 200, "alpha": 1.0 / LAMBDA_MAX},
+    ),
+    "exact": (Exact(), exact, {}),
+    "identity": (Identity(alpha=0.5), identity, {"alpha": 0.5}),
 }
 DTYPES = [
     pytest.param(torch.float32, id="float32"),
@@ -71,11 +95,11 @@ def _dense_solution(matrix, rhs):
 
 @pytest.mark.parametrize("name", sorted(ACCURATE))
 def test_solver_matches_dense_solve(name):
-    solver, kwargs = ACCURATE[name]
+    solver = ACCURATE[name]
     matrix, _ = _symmetric(EIGENVALUES)
     rhs = _random_rhs()
 
-    solution, info = solver(_matrix_hvp(matrix), rhs, **kwargs)
+    solution, info = solver(_matrix_hvp(matrix), rhs)
 
     torch.testing.assert_close(
         solution, _dense_solution(matrix, rhs), rtol=1e-9, atol=1e-12
@@ -87,11 +111,11 @@ def test_solver_matches_dense_solve(name):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", sorted(ALL_SOLVERS))
 def test_solver_keeps_dtype_and_shape(name, dtype):
-    solver, kwargs = ALL_SOLVERS[name]
+    solver = ALL_SOLVERS[name]
     matrix, _ = _symmetric(EIGENVALUES, dtype=dtype)
     rhs = _random_rhs(dtype=dtype)
 
-    solution, _ = solver(_matrix_hvp(matrix), rhs, **kwargs)
+    solution, _ = solver(_matrix_hvp(matrix), rhs)
 
     assert [s.shape for s in solution] == [r.shape for r in rhs]
     assert all(s.dtype == dtype for s in solution)
@@ -103,15 +127,75 @@ def test_solver_keeps_dtype_and_shape(name, dtype):
 
 @pytest.mark.parametrize("name", sorted(ALL_SOLVERS))
 def test_solver_leaves_rhs_unchanged(name):
-    solver, kwargs = ALL_SOLVERS[name]
+    solver = ALL_SOLVERS[name]
     matrix, _ = _symmetric(EIGENVALUES)
     rhs = _random_rhs()
     before = [r.clone() for r in rhs]
 
-    solution, _ = solver(_matrix_hvp(matrix), rhs, **kwargs)
+    solution, _ = solver(_matrix_hvp(matrix), rhs)
 
     torch.testing.assert_close(rhs, before, rtol=0, atol=0)
     assert all(s is not r for s, r in zip(solution, rhs, strict=True))
+
+
+@pytest.mark.parametrize("name", sorted(AS_FUNCTION))
+def test_solver_object_equals_its_function(name):
+    solver, function, kwargs = AS_FUNCTION[name]
+    matrix, _ = _symmetric(EIGENVALUES)
+    rhs = _random_rhs()
+
+    from_object = solver(_matrix_hvp(matrix), rhs)
+    from_function = function(_matrix_hvp(matrix), rhs, **kwargs)
+
+    torch.testing.assert_close(from_object[0], from_function[0], rtol=0, atol=0)
+    assert from_object[1] == from_function[1]
+
+
+@pytest.mark.parametrize(
+    "solver",
+    [
+        CG(max_iter=2 * DIM, tol=1e-12, damping=0.5),
+        Neumann(max_iter=300, alpha=1.0 / (LAMBDA_MAX + 0.5), damping=0.5),
+        Neumann(max_iter=300, damping=0.5),
+        Exact(damping=0.5),
+    ],
+    ids=["cg", "neumann", "neumann-auto", "exact"],
+)
+def test_solver_damping_solves_shifted_system(solver):
+    matrix, _ = _symmetric(EIGENVALUES)
+    rhs = _random_rhs()
+    shifted = matrix + 0.5 * torch.eye(DIM, dtype=matrix.dtype)
+
+    solution, _ = solver(_matrix_hvp(matrix), rhs)
+
+    torch.testing.assert_close(
+        solution, _dense_solution(shifted, rhs), rtol=1e-9, atol=1e-12
+    )
+    undamped = _dense_solution(matrix, rhs)
+    assert not torch.allclose(solution[0], undamped[0], rtol=1e-3)
+
+
+def test_identity_damping_lowers_the_auto_step():
+    matrix, _ = _symmetric(EIGENVALUES)
+    hvp, rhs = _matrix_hvp(matrix), _random_rhs()
+
+    plain, plain_info = Identity(power_iter=50)(hvp, rhs)
+    damped, damped_info = Identity(power_iter=50, damping=1.0)(hvp, rhs)
+
+    # alpha="auto" is 1 / lambda_max of H + damping I: 1/4, then 1/5.
+    assert plain_info.alpha == pytest.approx(1.0 / LAMBDA_MAX, rel=1e-3)
+    assert damped_info.alpha == pytest.approx(1.0 / (LAMBDA_MAX + 1.0), rel=1e-3)
+    torch.testing.assert_close(damped, [damped_info.alpha * r for r in rhs])
+
+
+def test_neumann_auto_alpha_non_finite_hessian_raises():
+    def nan_hvp(vectors):
+        return [torch.full_like(v, math.nan) for v in vectors]
+
+    with pytest.raises(
+        SolverDivergedError, match=r"top Hessian eigenvalue gave nan.*Neumann\(alpha"
+    ):
+        Neumann()(nan_hvp, _random_rhs())
 
 
 def test_solve_info_counts_hessian_vector_products():

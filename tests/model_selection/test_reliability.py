@@ -14,13 +14,13 @@ from sklearn.exceptions import FitFailedWarning, NotFittedError
 from skorch.callbacks import Callback, EarlyStopping
 from torch import nn
 
-from skhypergrad import HypergradSearchCV, PerParameter
+from skhypergrad import HypergradSearchCV, PerParameter, bilevel
 from skhypergrad.exceptions import (
     HyperstepSkippedWarning,
     InvalidInputError,
     SolverDivergedError,
 )
-from skhypergrad.model_selection import _runner
+from skhypergrad.hypergrad import Neumann
 
 SPACE = {
     "optimizer__weight_decay": loguniform(1e-5, 1e-1),
@@ -166,7 +166,7 @@ def test_nonfinite_training_loss_fails_the_split(classification_data, make_class
 
 def _fake_hypergradient(outcomes):
     """Replace the engine: each call pops the next outcome (an error or a value)."""
-    real = _runner.hypergradient
+    real = bilevel.hypergradient
 
     def fake(*args, **kwargs):
         outcome = outcomes.pop(0) if outcomes else None
@@ -189,7 +189,7 @@ def test_nonfinite_hypergradient_skips_step(
     X, y = classification_data
     # Both splits of the second hyper-step get the fault.
     outcomes = [None, None, injected, injected]
-    monkeypatch.setattr(_runner, "hypergradient", _fake_hypergradient(outcomes))
+    monkeypatch.setattr(bilevel, "hypergradient", _fake_hypergradient(outcomes))
     with pytest.warns(HyperstepSkippedWarning, match="1 of"):
         search = _search(make_classifier(), warmup=1).fit(X, y)
     assert search.path_["skipped"][:3] == [False, True, False]
@@ -202,7 +202,7 @@ def test_diverging_neumann_is_skipped_and_reported(
     classification_data, make_classifier
 ):
     X, y = classification_data
-    search = _search(make_classifier(), method="neumann", solver_alpha=1e6, warmup=1)
+    search = _search(make_classifier(), solver=Neumann(alpha=1e6), warmup=1)
     with pytest.warns(HyperstepSkippedWarning):
         search.fit(X, y)
     assert all(search.path_["skipped"])
@@ -217,7 +217,7 @@ def test_hyperparameter_driven_to_bound_is_recorded(
 ):
     X, y = classification_data
     # A constant negative hypergradient pushes every value up, to the bound.
-    monkeypatch.setattr(_runner, "hypergradient", _fake_hypergradient([-1.0] * 100))
+    monkeypatch.setattr(bilevel, "hypergradient", _fake_hypergradient([-1.0] * 100))
     space = {"optimizer__weight_decay": loguniform(1e-5, 1e-3)}
     search = _search(make_classifier(max_epochs=12), space, warmup=1, hyper_lr=1.0)
     search.fit(X, y)
@@ -291,7 +291,7 @@ def _rss_bytes():
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs Linux /proc")
 def test_memory_is_flat_across_many_hypersteps():
-    from skhypergrad.hypergrad import hypergradient
+    from skhypergrad.hypergrad import CG, hypergradient
 
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(32, 256), nn.ReLU(), nn.Linear(256, 10))
@@ -314,9 +314,7 @@ def test_memory_is_flat_across_many_hypersteps():
             outer,
             params,
             raw,
-            method="cg",
-            max_iter=5,
-            solver_options={"negative_curvature": "stop", "warn": False},
+            solver=CG(max_iter=5),
         )
 
     for _ in range(10):

@@ -228,7 +228,7 @@ def test_get_params_set_params_round_trip(make_classifier):
 
     rebuilt = HypergradSearchCV(**search.get_params(deep=False))
     search.set_params(
-        cv=3, method="exact", estimator__lr=0.05, estimator__module__dropout=0.1
+        cv=3, solver="exact", estimator__lr=0.05, estimator__module__dropout=0.1
     )
 
     assert rebuilt.get_params(deep=False) == {

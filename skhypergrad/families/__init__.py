@@ -1,0 +1,67 @@
+"""Hyperparameter families: what the search can tune by hypergradients.
+
+Each family is one module with one :class:`Hyperparameter` subclass; the
+search asks the registered families, in order, which one claims each entry of
+``param_distributions``. Entries no family claims are searched the way
+``GridSearchCV`` / ``RandomizedSearchCV`` would search them.
+
+To add a family, subclass :class:`Hyperparameter` (see its docstring for the
+protocol) and call :func:`register_family`.
+"""
+
+from __future__ import annotations
+
+from ._base import Binding, Hyperparameter
+from .dropout import Dropout
+from .layer_decay import LayerDecay
+from .parameter_decay import ParameterDecay
+from .weight_decay import WeightDecay
+
+FAMILIES: list[type[Hyperparameter]] = [
+    WeightDecay,
+    LayerDecay,
+    ParameterDecay,
+    Dropout,
+]
+
+
+def register_family(family: type[Hyperparameter]) -> type[Hyperparameter]:
+    """Add a family to the registry (usable as a class decorator).
+
+    Parameters
+    ----------
+    family : subclass of Hyperparameter
+
+    Returns
+    -------
+    family : subclass of Hyperparameter
+        Unchanged.
+    """
+    if not (isinstance(family, type) and issubclass(family, Hyperparameter)):
+        raise TypeError(
+            f"register_family expects a subclass of Hyperparameter, got {family!r}."
+        )
+    if family not in FAMILIES:
+        FAMILIES.append(family)
+    return family
+
+
+def claiming_family(local, distribution, net) -> type[Hyperparameter] | None:
+    """The first registered family that claims ``local``, or None."""
+    for family in FAMILIES:
+        if family.claims(local, distribution, net):
+            return family
+    return None
+
+
+__all__ = [
+    "FAMILIES",
+    "Binding",
+    "Dropout",
+    "Hyperparameter",
+    "LayerDecay",
+    "ParameterDecay",
+    "WeightDecay",
+    "claiming_family",
+    "register_family",
+]

@@ -1,0 +1,173 @@
+"""The protocol every hyperparameter family follows.
+
+A *family* is one kind of hyperparameter the search can tune by
+hypergradients (weight decay, a dropout rate, ...). It is one class,
+registered in :mod:`skhypergrad.families`, whose instances are the entries of
+a search space it claimed. The runner only iterates over them: adding a family
+is one new module and its tests.
+
+An entry's life:
+
+1. :meth:`Hyperparameter.claims` says whether the family owns a net
+   parameter name; :meth:`Hyperparameter.from_entry` checks the range against
+   the (unfitted) network and builds the entry.
+2. For each CV split, :meth:`Hyperparameter.net_overrides` adjusts the net's
+   parameters before it is initialised, and :meth:`Hyperparameter.bind`
+   attaches the entry to the initialised net; :meth:`Hyperparameter.size` says
+   how many raw values the split needs (``per_fold`` entries get one raw
+   vector per split, e.g. one weight per training sample).
+3. During training the binding receives the current (detached) value through
+   :meth:`Binding.apply`; inside the training loss of a hypergradient
+   evaluation it receives a differentiable value through
+   :meth:`Binding.inner_term`, which may change the module and may return a
+   term added to the loss.
+4. :meth:`Hyperparameter.best_params` turns a tuned value into the
+   ``set_params`` arguments that the refit and ``best_params_`` receive.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..hyperparams import Real
+
+
+class Binding:
+    """An entry attached to one split's initialised network.
+
+    The default binding does nothing: a family overrides the methods it needs.
+    """
+
+    def apply(self, value) -> None:
+        """Use the current value (detached, the net's dtype) for training."""
+
+    def inner_term(self, value, params):
+        """Enter a differentiable ``value`` into the training loss.
+
+        Parameters
+        ----------
+        value : torch.Tensor
+            Differentiable with respect to the raw hyperparameters.
+        params : list of torch.Tensor
+            The trainable parameters of the module, in ``named_parameters``
+            order.
+
+        Returns
+        -------
+        term : torch.Tensor or None
+            Added to the training loss; None if the value enters through the
+            module instead (after this call, the next forward pass uses it).
+        """
+        self.apply(value)
+        return None
+
+
+class Hyperparameter:
+    """One search-space entry tuned by hypergradients (base of every family).
+
+    Parameters
+    ----------
+    name : str
+        Key in ``param_distributions``, with any Pipeline prefix.
+    local : str
+        The same name on the skorch net (prefix removed).
+    real : Real
+        Range, scale and raw parametrisation.
+    granularity : {"scalar", "layer", "parameter"}, default="scalar"
+        How many values the entry holds for a network.
+
+    Attributes
+    ----------
+    per_fold : bool
+        Class attribute: True when every split has its own values (their
+        number depends on the split's data), False when one set of values is
+        shared by the splits and follows their mean hypergradient.
+    """
+
+    per_fold = False
+
+    def __init__(self, name: str, local: str, real: Real, granularity="scalar"):
+        self.name = name
+        self.local = local
+        self.real = real
+        self.granularity = granularity
+
+    def __repr__(self):
+        return (
+            f"{type(self).__name__}({self.name!r}, {self.real!r}, "
+            f"granularity={self.granularity!r})"
+        )
+
+    @classmethod
+    def claims(cls, local: str, distribution, net) -> bool:
+        """Whether this family owns the net parameter ``local``.
+
+        Called for every entry, whatever its distribution: a family that
+        claims a name given as a list has it searched as a grid, with a hint
+        that a range would be tuned.
+        """
+        raise NotImplementedError
+
+    @classmethod
+    def from_entry(cls, name: str, local: str, distribution, net) -> Hyperparameter:
+        """Check a continuous range against the unfitted net; build the entry.
+
+        Raises
+        ------
+        InvalidHyperparameterError
+            With what is wrong, the value received and how to fix it.
+        """
+        raise NotImplementedError
+
+    def net_overrides(self, net) -> dict:
+        """``set_params`` arguments for a split's net before it is initialised."""
+        return {}
+
+    def size(self, net, n_train: int) -> int:
+        """Number of raw values for an initialised net and ``n_train`` rows."""
+        return 1
+
+    def bind(self, net) -> Binding:
+        """Attach the entry to a split's initialised net."""
+        return Binding()
+
+    def best_params(self, value, net, prefix: str, layout) -> dict:
+        """What ``set_params`` receives for the tuned ``value``.
+
+        Parameters
+        ----------
+        value : float or ndarray
+            From :meth:`python_value`.
+        net : skorch.NeuralNet
+            The search's (unfitted) network.
+        prefix : str
+            ``"<step>__"`` in a Pipeline, else ``""``.
+        layout : ParameterLayout
+            Trainable parameters of a split's initialised module.
+
+        Returns
+        -------
+        params : dict
+            Keys with ``prefix``; ``clone(estimator).set_params(**params)``
+            trains with the tuned value.
+        """
+        return {self.name: value}
+
+    def python_value(self, raw):
+        """A float for one value, else a float64 array (from raw numpy values)."""
+        value = np.asarray(self.real.from_raw(np.asarray(raw, dtype=float)))
+        if self.granularity == "scalar":
+            return float(value.reshape(-1)[0])
+        return value.astype(np.float64)
+
+    def summary(self, raw) -> float:
+        """One number for the path: the value, or a (geometric) mean of many."""
+        value = np.asarray(self.real.from_raw(np.asarray(raw, dtype=float)))
+        if value.size == 1:
+            return float(value.reshape(-1)[0])
+        if self.real.log:
+            return float(np.exp(np.log(value).mean()))
+        return float(value.mean())
+
+
+__all__ = ["Binding", "Hyperparameter"]

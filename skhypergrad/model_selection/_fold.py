@@ -1,0 +1,255 @@
+"""One CV split's life in the search: build, train an epoch, score."""
+
+from __future__ import annotations
+
+import math
+import time
+import traceback
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from sklearn.base import clone
+from sklearn.model_selection._validation import _score
+from sklearn.utils.validation import _check_method_params
+from skorch.callbacks import Callback
+from skorch.dataset import Dataset
+from skorch.helper import predefined_split
+
+from ..bilevel import take_rows
+from ..exceptions import InvalidInputError
+from ..net import check_skorch_traps
+from ..penalties import trainable_parameters
+
+HOOKS_NAME = "skhypergrad_hooks"
+
+
+class _Hooks(Callback):
+    """Calls the bindings that act on every training batch (per-weight decay)."""
+
+    def __init__(self, bindings=()):
+        self.bindings = bindings
+
+    def on_grad_computed(self, net, named_parameters, **kwargs):  # noqa: D102
+        if self.bindings:
+            params = trainable_parameters(net.module_)
+            for binding in self.bindings:
+                binding.on_grad_computed(params)
+
+
+@dataclass
+class Fold:
+    """One CV split: its fitted preprocessing, its network, data and bindings."""
+
+    index: int
+    train: np.ndarray
+    test: np.ndarray
+    estimator: object = None
+    net: object = None
+    data: dict = field(default_factory=dict)
+    bindings: list = field(default_factory=list)
+    fit_time: float = 0.0
+    error: BaseException | None = None
+    stopped: bool = False
+
+    @property
+    def active(self) -> bool:
+        """Whether the split is still training."""
+        return self.error is None and not self.stopped
+
+
+def build_fold(fold, estimator, step, X, y, entries, settings, fit_params):
+    """Clone the estimator, fit its preprocessing, initialise and bind its net."""
+    start = time.perf_counter()
+    est = clone(estimator)
+    net = est.steps[-1][1] if step is not None else est
+    X_tr, X_val = take_rows(X, fold.train), take_rows(X, fold.test)
+    y_tr = None if y is None else y[fold.train]
+    y_val = None if y is None else y[fold.test]
+    Xt_tr, Xt_val = X_tr, X_val
+    if step is not None:
+        pre = est[:-1]
+        Xt_tr = _net_input(pre.fit_transform(X_tr, y_tr), settings, pre)
+        Xt_val = _net_input(pre.transform(X_val), settings, pre)
+    hooks = _Hooks()
+    user_callbacks = net.callbacks if isinstance(net.callbacks, list | tuple) else []
+    overrides = {
+        "train_split": predefined_split(Dataset(Xt_val, y_val)),
+        "callbacks": [(HOOKS_NAME, hooks), *user_callbacks],
+    }
+    if settings.verbose < 2:
+        overrides["verbose"] = 0
+    for entry in entries:
+        overrides.update(entry.net_overrides(net))
+    net.set_params(**overrides)
+    net.initialize()
+    _materialize_lazy(net, Xt_tr)
+    check_skorch_traps(net, Xt_tr, y_tr)
+    fold.bindings = [entry.bind(net) for entry in entries]
+    hooks.bindings = [b for b in fold.bindings if hasattr(b, "on_grad_computed")]
+    fold.estimator, fold.net = est, net
+    fold.data = {
+        "X_all": X,
+        "X_val": X_val,
+        "y_val": y_val,
+        "X_tr": X_tr,
+        "y_tr": y_tr,
+        "Xt_tr": Xt_tr,
+        "Xt_val": Xt_val,
+        "fit_params": _check_method_params(X, fit_params, indices=fold.train),
+    }
+    fold.fit_time = time.perf_counter() - start
+
+
+@torch.no_grad()
+def _materialize_lazy(net, X):
+    """Give lazy modules (``nn.LazyLinear``...) their shapes with a dry forward.
+
+    Their parameters are materialised in place, so the optimizer that skorch
+    already built keeps pointing at them.
+    """
+    lazy = torch.nn.parameter.UninitializedParameter
+    if any(isinstance(p, lazy) for p in net.module_.parameters()):
+        net.module_.eval()
+        net.infer(torch.as_tensor(np.asarray(take_rows(X, np.arange(min(2, len(X)))))))
+        net.module_.train()
+
+
+def _net_input(Xt, settings, pre):
+    # Casting here only would train on float32 but predict on float64 later:
+    # the search casts X once, before the Pipeline, and asks the steps to keep it.
+    if settings.cast_inputs and getattr(Xt, "dtype", None) == np.float64:
+        raise InvalidInputError(
+            f"The Pipeline steps before the network ({[n for n, _ in pre.steps]}) "
+            "turn the float32 input into float64, but the network expects float32. "
+            "End the preprocessing with FunctionTransformer(np.float32), or use "
+            "steps that keep the dtype (StandardScaler, MinMaxScaler, PCA do)."
+        )
+    return Xt
+
+
+def start_training(fold) -> None:
+    """Tell the net's callbacks that training starts (after the values are set)."""
+    fold.net.notify("on_train_begin", X=fold.data["Xt_tr"], y=fold.data["y_tr"])
+
+
+def end_training(fold) -> None:
+    """Tell the net's callbacks that training ended."""
+    if fold.error is None:
+        fold.net.notify("on_train_end", X=fold.data["Xt_tr"], y=fold.data["y_tr"])
+
+
+def run_epoch(fold, settings) -> None:
+    """Train one epoch with skorch's own loop (callbacks and history included)."""
+    start = time.perf_counter()
+    data = fold.data
+    try:
+        fold.net.fit_loop(data["Xt_tr"], data["y_tr"], epochs=1, **data["fit_params"])
+        _check_train_loss(fold.net)
+    except KeyboardInterrupt as exc:
+        if not _raised_by_callback(exc):
+            raise  # Ctrl-C: stop the whole search now
+        # skorch's EarlyStopping ends training by raising KeyboardInterrupt,
+        # which skorch's own fit swallows: this split stops, the others go on.
+        fold.stopped = True
+    except Exception as exc:
+        if settings.error_score == "raise":
+            raise
+        fold.error = exc
+    fold.fit_time += time.perf_counter() - start
+
+
+def _check_train_loss(net) -> None:
+    loss = net.history[-1].get("train_loss", 0.0)
+    if not math.isfinite(loss):
+        raise FloatingPointError(
+            f"The training loss became {loss} at epoch {len(net.history)}: the "
+            "weights are no longer usable. Lower lr, or narrow the hyperparameter "
+            "ranges (very large weight decay or dropout can make training diverge)."
+        )
+
+
+def _raised_by_callback(exc: BaseException) -> bool:
+    """Whether a KeyboardInterrupt came from a user's skorch callback."""
+    tb = exc.__traceback__
+    while tb is not None:
+        owner = tb.tb_frame.f_locals.get("self")
+        if isinstance(owner, Callback) and not isinstance(owner, _Hooks):
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def score_fold(fold, settings) -> dict:
+    """Score a split as ``_fit_and_score`` reports it, plus its validation loss."""
+    n_test = len(fold.test)
+    if fold.error is not None:
+        failed = _error_scores(settings)
+        return {
+            "fit_error": "".join(traceback.format_exception(fold.error)),
+            "test_scores": failed,
+            "train_scores": failed,
+            "n_test_samples": n_test,
+            "fit_time": fold.fit_time,
+            "score_time": 0.0,
+            "loss": math.nan,
+        }
+    start = time.perf_counter()
+    data = fold.data
+    test = _score(
+        fold.estimator,
+        data["X_val"],
+        data["y_val"],
+        settings.scorer,
+        _check_method_params(data["X_all"], settings.score_params, fold.test),
+        settings.error_score,
+    )
+    out = {
+        "fit_error": None,
+        "test_scores": test,
+        "n_test_samples": n_test,
+        "fit_time": fold.fit_time,
+        "loss": validation_loss(fold),
+    }
+    if settings.return_train_score:
+        out["train_scores"] = _score(
+            fold.estimator,
+            data["X_tr"],
+            data["y_tr"],
+            settings.scorer,
+            _check_method_params(data["X_all"], settings.score_params, fold.train),
+            settings.error_score,
+        )
+    out["score_time"] = time.perf_counter() - start
+    return out
+
+
+def _error_scores(settings):
+    if settings.metric_names is None:
+        return settings.error_score
+    return dict.fromkeys(settings.metric_names, settings.error_score)
+
+
+@torch.no_grad()
+def validation_loss(fold) -> float:
+    """The net's criterion on the whole validation part, in eval mode."""
+    net = fold.net
+    net.module_.eval()
+    y_val = fold.data["y_val"]
+    Xt_val = fold.data["Xt_val"]
+    y_pred = net.infer(torch.as_tensor(np.asarray(Xt_val)))
+    y_true = None if y_val is None else torch.as_tensor(np.asarray(y_val))
+    loss = float(net.get_loss(y_pred, y_true, X=Xt_val, training=False))
+    net.module_.train()
+    return loss
+
+
+__all__ = [
+    "Fold",
+    "build_fold",
+    "end_training",
+    "run_epoch",
+    "score_fold",
+    "start_training",
+    "validation_loss",
+]
