@@ -20,6 +20,7 @@ _LAZY = {
     "Hyperparameter": "skhypergrad.families",
     "register_family": "skhypergrad.families",
     "SkHypergradError": "skhypergrad.exceptions",
+    "AllFitsFailedError": "skhypergrad.exceptions",
     "InvalidHyperparameterError": "skhypergrad.exceptions",
     "InvalidInputError": "skhypergrad.exceptions",
     "InvalidInputTypeError": "skhypergrad.exceptions",

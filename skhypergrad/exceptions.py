@@ -28,6 +28,10 @@ class UnsupportedEstimatorError(SkHypergradError, TypeError):
     """The estimator is not a skorch network (or a Pipeline ending in one)."""
 
 
+class AllFitsFailedError(SkHypergradError, ValueError):
+    """Every split of every candidate failed to train (as GridSearchCV raises)."""
+
+
 class ParallelWorkerError(SkHypergradError, RuntimeError):
     """A joblib / Dask worker died while running part of the search."""
 
@@ -53,6 +57,7 @@ class HyperstepSkippedWarning(UserWarning):
 
 
 __all__ = [
+    "AllFitsFailedError",
     "HyperstepSkippedWarning",
     "InvalidHyperparameterError",
     "InvalidInputError",

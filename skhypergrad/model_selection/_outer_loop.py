@@ -168,7 +168,12 @@ def hyper_step(folds, state, optimizer, settings, generator, epoch) -> dict:
         reason = "; ".join(reasons) or "no split is still training"
         return _skipped(record, reason, math.nan)
     _set_grads(state, grads)
-    norm = math.sqrt(sum(float((t.grad**2).sum()) for t in state.tensors()))
+    norm = math.sqrt(
+        sum(float((t.grad**2).sum()) for t in state.tensors() if t.grad is not None)
+    )
+    if not math.isfinite(norm):
+        optimizer.zero_grad(set_to_none=True)
+        return _skipped(record, "non-finite hypergradient", norm)
     before = [t.detach().clone() for t in state.tensors()]
     optimizer.step()
     at_bound = _project(state)
@@ -228,6 +233,8 @@ def _project(state) -> list:
 
 def make_optimizer(settings, tensors, n_steps):
     """The hyper-optimiser and its learning-rate schedule (None if constant)."""
+    if not tensors:  # nothing tuned: the candidate only trains its splits
+        return None, None
     optimizer = settings.hyper_optimizer(
         tensors, lr=settings.hyper_lr, **settings.hyper_optimizer_kwargs
     )
@@ -310,14 +317,14 @@ def _train(task, folds, settings, generator):
     for fold in folds:
         if fold.error is None:
             state.apply(fold)
-            start_training(fold)
+            _guarded(start_training, fold, settings)
     due = due_epochs(settings, max_epochs) if task.entries else []
     optimizer, scheduler = make_optimizer(settings, state.tensors(), len(due))
     tails = {
         e: TailAverage(sum(d < e for d in due), settings.average_last)
         for e in task.epochs
     }
-    path, rows = [], []
+    path, rows, first = [], [], _first_active(folds)
     for epoch in range(1, max_epochs + 1):
         for fold in folds:
             if fold.active:
@@ -341,14 +348,18 @@ def _train(task, folds, settings, generator):
         start = time.perf_counter()
         record = hyper_step(folds, state, optimizer, settings, generator, epoch)
         if scheduler is not None:
-            scheduler.step()
+            with warnings.catch_warnings():
+                # A skipped first step leaves optimizer.step() uncalled; the
+                # schedule still follows the planned hyper-steps.
+                warnings.filterwarnings("ignore", "Detected call of", UserWarning)
+                scheduler.step()
         for fold in folds:
             if fold.active:
                 state.apply(fold)
             fold.fit_time += (time.perf_counter() - start) / len(folds)
         record["values"] = {
             e.name: e.summary(r.detach().numpy())
-            for e, r in zip(state.entries, state.for_fold(_first_active(folds)))
+            for e, r in zip(state.entries, state.for_fold(first))
         }
         tensors = None if record["skipped"] else state.tensors()
         for e, tail in tails.items():
@@ -372,6 +383,18 @@ def _train(task, folds, settings, generator):
         end_training(fold)
     _warn_failures(folds, settings)
     return rows
+
+
+def _guarded(step, fold, settings) -> None:
+    """Run a step of a split's life; a failure fails the split (error_score)."""
+    try:
+        step(fold)
+    except SkHypergradError:
+        raise
+    except Exception as exc:
+        if settings.error_score == "raise":
+            raise
+        fold.error = exc
 
 
 def _first_active(folds) -> int:
@@ -424,7 +447,7 @@ def _split_by_entry(state, tensors):
 def _tuned_params(task, folds, tensors, state):
     if state is None:  # every split failed to build: report the start values
         return {e.name: task.start[e.name] for e in task.entries}
-    net = next(f.net for f in folds if f.error is None)
+    net = next(f.net for f in folds if f.net is not None)
     layout = parameter_layout(net.module_)
     params = {}
     for entry, value in zip(task.entries, _split_by_entry(state, tensors)):

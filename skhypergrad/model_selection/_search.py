@@ -21,6 +21,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
 from ..exceptions import (
+    AllFitsFailedError,
     HyperstepSkippedWarning,
     InvalidInputError,
     ParallelWorkerError,
@@ -468,7 +469,10 @@ return_train_score
 
         self._run_search(evaluate_candidates, subspaces, sample_seed)
         out = [o for r in rows for o in r["out"]]
-        _warn_or_raise_about_fit_failures(out, self.error_score)
+        try:
+            _warn_or_raise_about_fit_failures(out, self.error_score)
+        except ValueError as exc:
+            raise AllFitsFailedError(str(exc)) from exc
         _warn_skipped(rows)
         self.paths_ = [_path_table(r["path"], r["values"]) for r in rows]
         with sklearn_errors("results"):

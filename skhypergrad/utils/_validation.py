@@ -156,7 +156,7 @@ def sklearn_errors(what: str):
         yield
     except SkHypergradError:
         raise
-    except TypeError as exc:
-        raise InvalidInputTypeError(f"Invalid {what}: {exc}") from exc
     except ValueError as exc:
         raise InvalidInputError(f"Invalid {what}: {exc}") from exc
+    except TypeError as exc:
+        raise InvalidInputTypeError(f"Invalid {what}: {exc}") from exc
