@@ -177,8 +177,8 @@ class Sampled:
     >>> from scipy.stats import uniform
     >>> from skhypergrad import Sampled
     >>> space = {"module__dropout": Sampled(uniform(0.0, 0.6))}
-    >>> 0.0 <= Sampled(uniform(0.0, 0.6)).rvs(random_state=0) <= 0.6
-    True
+    >>> round(float(Sampled(uniform(0.0, 0.6)).rvs(random_state=0)), 3)
+    0.329
     """
 
     def __init__(self, distribution):

@@ -267,6 +267,34 @@ def check_skorch_traps(net, X, y) -> None:
         )
     if is_classifier_net(net) and isinstance(net.criterion_, nn.NLLLoss):
         _check_probabilities(net, X)
+    if y_arr is not None and (is_regressor_net(net) or is_classifier_net(net)):
+        _check_output_width(net, X, y_arr)
+
+
+def _check_output_width(net, X, y) -> None:
+    """Refuse a target that does not fit the module's output (silently wrong)."""
+    net.module_.eval()
+    out = net.infer(torch.as_tensor(np.asarray(X[: min(len(X), 2)])))
+    net.module_.train()
+    if not isinstance(out, torch.Tensor) or out.ndim != 2:
+        return
+    width = out.shape[1]
+    if is_regressor_net(net) and y.ndim == 2 and y.shape[1] != width:
+        raise InvalidInputError(
+            f"y has {y.shape[1]} output column(s) but the module returns {width} per "
+            f"sample (output shape {tuple(out.shape)}): torch would broadcast the "
+            "loss and train silently wrong. Give the module one output per target "
+            f"column (e.g. module__n_out={y.shape[1]}) or pass the matching y."
+        )
+    if is_classifier_net(net) and y.size and y.dtype.kind in "iu":
+        high = int(y.max())
+        if width > 1 and (high >= width or int(y.min()) < 0):
+            raise InvalidInputError(
+                f"y holds class indices up to {high} (min {int(y.min())}), but the "
+                f"module returns {width} scores per sample, so classes 0..{width - 1} "
+                f"only. Give the module {high + 1} outputs, or encode y as "
+                "0..n_classes-1 (sklearn.preprocessing.LabelEncoder)."
+            )
 
 
 def _check_probabilities(net, X) -> None:

@@ -38,6 +38,15 @@ def make_search():
 
 # Listed once, with the reason, as scikit-learn does for its own searches.
 EXPECTED_FAILED_CHECKS = {
+    "check_do_not_raise_errors_in_init_or_set_params": (
+        "the check passes a parameter named 'kwargs' (the **kwargs that carries "
+        "skorch-style hyper_optimizer__<name> arguments); set_params rejects it "
+        "as an unknown parameter, as BaseEstimator does"
+    ),
+    "check_methods_subset_invariance": (
+        "float32 networks: a batch of a different size rounds differently "
+        "(differences of ~2e-7 in float32 predictions)"
+    ),
     "check_regressors_no_decision_function": (
         "skorch's NeuralNetRegressor inherits predict_proba from NeuralNet, and the "
         "search delegates every method its estimator has, as GridSearchCV does."

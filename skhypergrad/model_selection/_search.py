@@ -52,8 +52,7 @@ _OPTIMIZER_DEFAULTS = {"betas": (0.0, 0.9)}
 
 
 class HypergradSearchCV(BaseSearchCV):
-    """GridSearchCV / RandomizedSearchCV whose continuous entries are tuned by
-    hypergradients.
+    """Grid or random search whose continuous entries are tuned by hypergradients.
 
     ``param_distributions`` is any grid or distribution dict that
     ``GridSearchCV`` or ``RandomizedSearchCV`` accepts. Entries that a
@@ -263,9 +262,10 @@ return_train_score
         self.n_starts = n_starts
         self.average_last = average_last
         self.cast_inputs = cast_inputs
-        _check_kwargs(kwargs)
-        for key, value in kwargs.items():
-            setattr(self, key, value)
+        # Unknown keywords are reported by fit, as scikit-learn validates there.
+        self._unknown_kwargs = sorted(set(kwargs) - set(_optimizer_keys(kwargs)))
+        for key in _optimizer_keys(kwargs):
+            setattr(self, key, kwargs[key])
 
     # ------------------------------------------- skorch-style optimiser args
     def get_params(self, deep=True):
@@ -327,6 +327,13 @@ return_train_score
             self.get_params(deep=False),
             type(self).__name__,
         )
+        if getattr(self, "_unknown_kwargs", None):
+            raise InvalidParameterError(
+                f"HypergradSearchCV got unexpected keyword arguments "
+                f"{self._unknown_kwargs}. Besides its named parameters it accepts only "
+                f"'{_OPTIMIZER_PREFIX}<name>' arguments of the hyper-optimiser, e.g. "
+                "hyper_optimizer__betas=(0.5, 0.9)."
+            )
         self._forget_fit()
         net, step = split_estimator(self.estimator)
         subspaces = resolve_space(self.param_distributions, net, step)
@@ -379,8 +386,9 @@ return_train_score
         self._target_was_1d = y is not None and y.ndim == 1
         if not self.cast_inputs:
             return X, y
-        if y is not None and is_classifier_net(net) and y.dtype.kind not in "iu":
-            # skorch's dataset cannot hold strings: train on codes, predict labels.
+        if y is not None and is_classifier_net(net) and _needs_encoding(y):
+            # skorch's dataset cannot hold strings, and torch's losses want class
+            # indices 0..K-1: train on codes, predict the labels as given.
             self._label_encoder = LabelEncoder().fit(y)
             y = self._label_encoder.transform(y)
         return _cast_features(X), cast_y(y, net)
@@ -721,14 +729,17 @@ def _warn_skipped(rows) -> None:
         )
 
 
-def _check_kwargs(kwargs) -> None:
-    wrong = [k for k in kwargs if not k.startswith(_OPTIMIZER_PREFIX)]
-    if wrong:
-        raise TypeError(
-            f"HypergradSearchCV.__init__() got unexpected keyword arguments {wrong}. "
-            f"Only '{_OPTIMIZER_PREFIX}<name>' arguments of the hyper-optimiser are "
-            "accepted besides the named ones."
-        )
+def _needs_encoding(y) -> bool:
+    if y.ndim != 1:
+        return False
+    if y.dtype.kind not in "iu":
+        return True
+    labels = np.unique(y)
+    return not np.array_equal(labels, np.arange(len(labels)))
+
+
+def _optimizer_keys(kwargs) -> list:
+    return [k for k in kwargs if k.startswith(_OPTIMIZER_PREFIX)]
 
 
 def _check_optimizer(optimizer_class, lr, kwargs) -> None:

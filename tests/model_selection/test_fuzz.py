@@ -1,5 +1,9 @@
-"""Property-based tests: any search space, data or setting either fits with
-finite results or raises one of skhypergrad's documented errors."""
+"""Property-based tests.
+
+A valid space (tuned ranges mixed with grid and sampled entries) on valid data
+always fits with finite results; any space, data or setting either fits or
+raises one of skhypergrad's documented errors.
+"""
 
 import warnings
 
@@ -12,8 +16,9 @@ from scipy.stats import loguniform, randint, uniform
 from skorch import NeuralNetClassifier, NeuralNetRegressor
 from torch import nn
 
-from skhypergrad import HypergradSearchCV, PerLayer, PerParameter, Real
+from skhypergrad import HypergradSearchCV, PerLayer, PerParameter, Real, Sampled
 from skhypergrad.exceptions import SkHypergradError
+from skhypergrad.hypergrad import CG, Neumann
 
 COUNTER = {"cases": 0, "fitted": 0, "refused": 0}
 
@@ -80,17 +85,24 @@ valid_spaces = st.fixed_dictionaries(
             st.builds(PerLayer, valid_decay),
             st.builds(PerParameter, valid_decay),
         ),
-        "module__dropout": st.builds(
-            lambda lo, w: uniform(lo, w), st.floats(0.0, 0.5), st.floats(0.01, 0.4)
+        "module__dropout": st.one_of(
+            st.builds(
+                lambda lo, w: uniform(lo, w), st.floats(0.0, 0.5), st.floats(0.01, 0.4)
+            ),
+            st.just(Sampled(uniform(0.0, 0.5))),
+            st.just([0.0, 0.3]),
         ),
+        "batch_size": st.just([8, 32]),
+        "max_epochs": st.just([1, 3]),
+        "lr": st.just(loguniform(1e-3, 1e-2)),
     },
 ).filter(bool)
 spaces = st.one_of(valid_spaces, valid_spaces, hostile_spaces)
 
 
 @st.composite
-def problems(draw):
-    n = draw(st.integers(3, 40))
+def problems(draw, valid=False):
+    n = draw(st.integers(18, 40) if valid else st.integers(3, 40))
     d = draw(st.integers(1, 5))
     task = draw(st.sampled_from(["classification", "regression"]))
     rng = np.random.default_rng(draw(st.integers(0, 1000)))
@@ -105,7 +117,8 @@ def problems(draw):
     else:
         n_classes = 1
         y = rng.normal(size=n)
-    fault = draw(st.sampled_from([None] * 6 + ["nan_X", "inf_y", "short_y"]))
+    faults = [None] if valid else [None] * 6 + ["nan_X", "inf_y", "short_y"]
+    fault = draw(st.sampled_from(faults))
     if fault == "nan_X" and X.dtype.kind == "f":
         X[0, 0] = np.nan
     if fault == "inf_y":
@@ -119,19 +132,32 @@ def problems(draw):
 settings_ = st.fixed_dictionaries(
     {
         "cv": st.sampled_from([2, 3, 5]),
-        "method": st.sampled_from(["cg", "neumann", "identity", "exact"]),
-        "solver_max_iter": st.integers(0, 5),
+        "solver": st.one_of(
+            st.sampled_from(["cg", "neumann", "identity", "exact"]),
+            st.builds(
+                lambda k, d: CG(max_iter=k, damping=d),
+                st.integers(1, 5),
+                st.sampled_from([0.0, 1e-3, 1.0]),
+            ),
+            st.builds(
+                lambda k, d: Neumann(max_iter=k, damping=d),
+                st.integers(0, 5),
+                st.sampled_from([0.0, 1e-3, 1.0]),
+            ),
+        ),
+        "n_iter": st.integers(1, 3),
         "hyper_lr": st.sampled_from([1e-3, 0.5, 5.0]),
         "hyper_lr_schedule": st.sampled_from(["constant", "cosine"]),
-        "hyper_betas": st.sampled_from([(0.0, 0.9), (0.9, 0.999), (0.99, 0.0)]),
+        "hyper_optimizer__betas": st.sampled_from(
+            [(0.0, 0.9), (0.9, 0.999), (0.99, 0.0)]
+        ),
         "warmup": st.integers(0, 2),
         "n_starts": st.integers(1, 2),
-        "solver_damping": st.sampled_from([0.0, 1e-3, 1.0]),
     }
 )
 
 
-def _run_case(problem, space, search_settings, max_epochs):
+def _run_case(problem, space, search_settings, max_epochs, must_fit=False):
     task, n_classes, X, y = problem
     common = dict(
         module=Fuzzy,
@@ -153,11 +179,18 @@ def _run_case(problem, space, search_settings, max_epochs):
             warnings.simplefilter("ignore")
             search.fit(X, y)
     except SkHypergradError:
+        if must_fit:
+            raise  # a valid space on valid data never raises
         COUNTER["refused"] += 1
         return
     COUNTER["fitted"] += 1
+    for params in search.cv_results_["params"]:
+        for value in params.values():
+            if isinstance(value, float):
+                assert np.isfinite(value)
     for value in search.best_params_.values():
-        assert np.all(np.isfinite(value))
+        if isinstance(value, float):
+            assert np.isfinite(value)
     assert np.all(np.isfinite(search.predict(X.astype(np.float32))))
 
 
@@ -171,10 +204,33 @@ def _fuzz(n):
     )
 
 
+@_fuzz(25)
+@given(
+    problems(valid=True),
+    valid_spaces,
+    settings_.map(lambda cfg: {**cfg, "cv": min(cfg["cv"], 3)}),
+    st.integers(1, 3),
+)
+def test_fuzzed_valid_search_always_fits(problem, space, cfg, epochs):
+    _run_case(problem, space, cfg, epochs, must_fit=True)
+
+
 @_fuzz(30)
 @given(problems(), spaces, settings_, st.integers(1, 3))
 def test_fuzzed_search_fits_or_raises_documented_error(problem, space, cfg, epochs):
+    before = dict(COUNTER)
     _run_case(problem, space, cfg, epochs)
+    assert COUNTER["cases"] == before["cases"] + 1
+
+
+def test_fuzz_share_of_fitted_cases():
+    # Runs after the two fuzz tests above (file order): every valid case fitted,
+    # and the hostile mix is not refused wholesale.
+    if COUNTER["cases"] < 55:
+        pytest.skip("run with the fuzz tests above")
+    assert COUNTER["fitted"] >= 25
+    assert COUNTER["refused"] >= 1
+    assert COUNTER["fitted"] / COUNTER["cases"] >= 0.5
 
 
 @pytest.mark.slow
