@@ -408,9 +408,14 @@ def _row(task, epoch, folds, path, tensors, settings, state=None):
         params[task.epochs_name] = epoch
     params.update(_tuned_params(task, folds, tensors, state))
     steps = [r for r in path if r["epoch"] < epoch]
+    # Scoring creates DataLoader iterators, which draw from torch's generator:
+    # fork it so that a row read off mid-training leaves the rest of the
+    # training as it would be without it (the same as retraining per value).
+    with torch.random.fork_rng(devices=[]):
+        out = [score_fold(f, settings) for f in folds]
     return {
         "params": params,
-        "out": [score_fold(f, settings) for f in folds],
+        "out": out,
         "path": steps,
         "values": _tuned_values(task, tensors, state),
     }

@@ -1,0 +1,310 @@
+"""The whole grid in one search: outer entries searched as GridSearchCV /
+RandomizedSearchCV would, continuous entries tuned inside each candidate."""
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import loguniform, randint, uniform
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from skorch.callbacks import Callback
+
+import skhypergrad
+from skhypergrad import HypergradSearchCV, PerLayer, PerParameter, Sampled, bilevel
+from skhypergrad.exceptions import InvalidInputError, SkHypergradError
+
+DECAY = loguniform(1e-5, 1e-1)
+
+
+def _search(estimator, space, **kwargs):
+    params = {"cv": 2, "random_state": 0, "error_score": "raise"}
+    params.update(kwargs)
+    return HypergradSearchCV(estimator, space, **params)
+
+
+class EpochCounter(Callback):
+    """Counts epochs over every copy of the net (class attribute)."""
+
+    calls = 0
+
+    def on_epoch_end(self, net, **kwargs):
+        type(self).calls += 1
+
+
+def test_skorch_readme_grid_runs_as_one_search(classification_data, make_classifier):
+    X, y = classification_data
+    space = {
+        "lr": [0.01, 0.02],
+        "max_epochs": [3, 6],
+        "module__hidden": [8, 16],
+        "optimizer__weight_decay": DECAY,
+        "module__dropout": uniform(0.0, 0.5),
+    }
+    search = _search(make_classifier(), space).fit(X, y)
+    grid = GridSearchCV(make_classifier(), {"lr": [0.01], "max_epochs": [3]}, cv=2).fit(
+        X.astype(np.float32), y.astype(np.int64)
+    )
+
+    results = search.cv_results_
+    assert len(results["params"]) == 8  # 2 lr x 2 max_epochs x 2 hidden
+    assert set(grid.cv_results_) - {"mean_train_score", "std_train_score"} <= set(
+        results
+    )
+    assert sorted(
+        {(p["lr"], p["max_epochs"], p["module__hidden"]) for p in results["params"]}
+    ) == sorted((lr, e, h) for lr in (0.01, 0.02) for e in (3, 6) for h in (8, 16))
+    assert set(search.best_params_) == set(space)
+    assert 1e-5 <= search.best_params_["optimizer__weight_decay"] <= 1e-1
+    net_params = search.best_estimator_.get_params()
+    for name, value in search.best_params_.items():
+        assert net_params[name] == value
+    assert np.all(np.isfinite(results["mean_test_score"]))
+
+
+def test_distributions_draw_n_iter_candidates(classification_data, make_classifier):
+    X, y = classification_data
+    space = {"module__hidden": randint(4, 17), "optimizer__weight_decay": DECAY}
+
+    first = _search(make_classifier(max_epochs=3), space, n_iter=3).fit(X, y)
+    again = _search(make_classifier(max_epochs=3), space, n_iter=3).fit(X, y)
+
+    hidden = [p["module__hidden"] for p in first.cv_results_["params"]]
+    assert len(hidden) == 3
+    assert all(4 <= h < 17 for h in hidden)
+    assert hidden == [p["module__hidden"] for p in again.cv_results_["params"]]
+    assert first.best_params_ == again.best_params_
+
+
+def test_list_for_tunable_entry_is_a_grid_with_hint(
+    classification_data, make_classifier
+):
+    X, y = classification_data
+    values = [1e-4, 1e-3, 1e-2]
+
+    with pytest.warns(UserWarning, match="searched as a grid.*loguniform"):
+        search = _search(
+            make_classifier(max_epochs=3), {"optimizer__weight_decay": values}
+        ).fit(X, y)
+
+    assert [p["optimizer__weight_decay"] for p in search.cv_results_["params"]] == (
+        values
+    )
+    assert list(search.cv_results_["n_hypersteps"]) == [0, 0, 0]
+    assert search.best_params_["optimizer__weight_decay"] in values
+
+
+def test_sampled_range_is_drawn_not_tuned(classification_data, make_classifier):
+    X, y = classification_data
+    space = {"module__dropout": Sampled(uniform(0.0, 0.5))}
+
+    search = _search(make_classifier(), space, n_iter=2).fit(X, y)
+
+    rates = [p["module__dropout"] for p in search.cv_results_["params"]]
+    assert len(rates) == 2
+    assert rates[0] != rates[1]
+    assert list(search.cv_results_["n_hypersteps"]) == [0, 0]
+
+
+def test_list_of_dicts_is_searched_per_dict(classification_data, make_classifier):
+    X, y = classification_data
+    space = [
+        {"optimizer__weight_decay": DECAY},
+        {"module__hidden": [4, 8], "module__dropout": uniform(0.0, 0.5)},
+    ]
+
+    search = _search(make_classifier(), space).fit(X, y)
+
+    params = search.cv_results_["params"]
+    assert [sorted(p) for p in params] == [
+        ["optimizer__weight_decay"],
+        ["module__dropout", "module__hidden"],
+        ["module__dropout", "module__hidden"],
+    ]
+    assert all(n > 0 for n in search.cv_results_["n_hypersteps"])
+
+
+def test_other_pipeline_steps_are_searched_as_a_grid(
+    classification_data, make_classifier
+):
+    X, y = classification_data
+    pipe = Pipeline([("scale", StandardScaler()), ("net", make_classifier())])
+    space = {"scale__with_mean": [True, False], "net__optimizer__weight_decay": DECAY}
+
+    search = _search(pipe, space).fit(X, y)
+
+    assert [p["scale__with_mean"] for p in search.cv_results_["params"]] == [
+        True,
+        False,
+    ]
+    assert (
+        search.best_estimator_.named_steps["scale"].with_mean
+        == (search.best_params_["scale__with_mean"])
+    )
+
+
+# ---------------------------------------------------------------- max_epochs
+def test_max_epochs_list_trains_each_split_once(classification_data, make_classifier):
+    X, y = classification_data
+    EpochCounter.calls = 0
+    net = make_classifier(callbacks=[("count", EpochCounter())])
+
+    search = _search(net, {"max_epochs": [2, 4, 6]}, refit=False).fit(X, y)
+
+    assert EpochCounter.calls == 2 * 6  # two splits, to the largest value once
+    assert [p["max_epochs"] for p in search.cv_results_["params"]] == [2, 4, 6]
+
+
+def test_max_epochs_rows_equal_retraining_per_value(
+    classification_data, make_classifier
+):
+    X, y = classification_data
+    net = make_classifier()
+    keys = ["split0_test_score", "split1_test_score", "split0_test_loss"]
+
+    together = _search(net, {"max_epochs": [2, 5]}, refit=False).fit(X, y)
+    for row, epochs in enumerate([2, 5]):
+        alone = _search(net, {"max_epochs": [epochs]}, refit=False).fit(X, y)
+        for key in keys:
+            assert together.cv_results_[key][row] == pytest.approx(
+                alone.cv_results_[key][0], rel=1e-6
+            )
+
+
+def test_max_epochs_refit_trains_chosen_number(classification_data, make_classifier):
+    X, y = classification_data
+    space = {"max_epochs": [2, 5], "optimizer__weight_decay": DECAY}
+
+    search = _search(make_classifier(), space).fit(X, y)
+
+    chosen = search.best_params_["max_epochs"]
+    assert len(search.best_estimator_.history) == chosen
+    rows = search.cv_results_["params"]
+    assert [row["max_epochs"] for row in rows] == [2, 5]
+    # the short row only counts the hyper-steps taken before its last epoch
+    assert search.cv_results_["n_hypersteps"][0] < search.cv_results_["n_hypersteps"][1]
+
+
+# ------------------------------------------------------------- round trips
+@pytest.mark.parametrize(
+    "space",
+    [
+        {"optimizer__weight_decay": DECAY},
+        {"optimizer__weight_decay": PerLayer(DECAY)},
+        {"optimizer__weight_decay": PerParameter(DECAY)},
+        {"module__dropout": uniform(0.0, 0.5)},
+    ],
+    ids=["scalar", "PerLayer", "PerParameter", "dropout"],
+)
+def test_best_params_round_trip_trains_the_same_model(
+    classification_data, make_classifier, space
+):
+    X, y = classification_data
+    search = _search(make_classifier(), space).fit(X, y)
+
+    net = clone(search.estimator).set_params(**search.best_params_)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(search._refit_seed)
+        net.fit(X.astype(np.float32), y.astype(np.int64))
+
+    Xf = X.astype(np.float32)
+    np.testing.assert_array_equal(net.predict_proba(Xf), search.predict_proba(X))
+
+
+# ------------------------------------------------------------- data at the edge
+def test_string_labels_are_encoded_at_the_boundary(
+    classification_data, make_classifier
+):
+    X, y = classification_data
+    names = np.array(["cat", "dog", "emu"])[y]
+
+    search = _search(make_classifier(max_epochs=3), {"optimizer__weight_decay": DECAY})
+    search.fit(X, names)
+
+    np.testing.assert_array_equal(search.classes_, ["cat", "dog", "emu"])
+    assert set(search.predict(X)) <= {"cat", "dog", "emu"}
+    accuracy = np.mean(search.predict(X) == names)
+    assert search.score(X, names) == pytest.approx(accuracy)
+    assert np.all(np.isfinite(search.cv_results_["mean_test_score"]))
+
+
+def test_integer_labels_not_starting_at_zero_are_encoded(
+    classification_data, make_classifier
+):
+    X, y = classification_data
+    search = _search(make_classifier(max_epochs=2), {"optimizer__weight_decay": DECAY})
+
+    search.fit(X, y + 10)
+
+    np.testing.assert_array_equal(search.classes_, [10, 11, 12])
+    assert set(search.predict(X)) <= {10, 11, 12}
+
+
+def test_multi_output_width_mismatch_is_refused(regression_data, make_regressor):
+    X, y = regression_data
+    Y = np.column_stack([y, y, y])
+
+    with pytest.raises(InvalidInputError, match=r"3 output column.*returns 1"):
+        _search(make_regressor(), {"optimizer__weight_decay": DECAY}).fit(X, Y)
+
+
+@pytest.mark.parametrize("pipeline", [False, True])
+def test_net_sample_weight_is_refused_before_training(
+    classification_data, make_classifier, pipeline
+):
+    X, y = classification_data
+    estimator = make_classifier()
+    name = "sample_weight"
+    if pipeline:
+        estimator = Pipeline([("scale", StandardScaler()), ("net", estimator)])
+        name = "net__sample_weight"
+    EpochCounter.calls = 0
+    search = _search(
+        estimator,
+        {"optimizer__weight_decay": DECAY}
+        if not pipeline
+        else {"net__optimizer__weight_decay": DECAY},
+    )
+
+    with pytest.raises(InvalidInputError, match="criterion__weight"):
+        search.fit(X, y, **{name: np.ones(len(X))})
+    assert EpochCounter.calls == 0
+
+
+def test_every_exception_is_importable_from_the_package():
+    for name in skhypergrad.exceptions.__all__:
+        error = getattr(skhypergrad, name)
+        if issubclass(error, Exception) and not issubclass(error, Warning):
+            assert issubclass(error, SkHypergradError)
+
+
+def test_out_of_memory_in_a_hyper_step_is_not_skipped(
+    monkeypatch, classification_data, make_classifier
+):
+    oom = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
+
+    def out_of_memory(*args, **kwargs):
+        raise oom("CUDA out of memory (injected)")
+
+    monkeypatch.setattr(bilevel, "hypergradient", out_of_memory)
+    search = _search(make_classifier(), {"optimizer__weight_decay": DECAY})
+
+    with pytest.raises(oom, match="injected"):
+        search.fit(*classification_data)
+
+
+# ------------------------------------------------------------------ parallel
+def test_n_jobs_runs_candidates_in_parallel_with_same_results(
+    classification_data, make_classifier
+):
+    X, y = classification_data
+    space = {"module__hidden": [4, 8], "optimizer__weight_decay": DECAY}
+
+    serial = _search(make_classifier(max_epochs=3), space, n_jobs=1).fit(X, y)
+    parallel = _search(make_classifier(max_epochs=3), space, n_jobs=2).fit(X, y)
+
+    assert serial.cv_results_["params"] == parallel.cv_results_["params"]
+    np.testing.assert_array_equal(
+        serial.cv_results_["mean_test_score"], parallel.cv_results_["mean_test_score"]
+    )
