@@ -1,8 +1,8 @@
 """Cost of a hyper-step as the work grows.
 
-One hyper-step is what the search computes for one CV split
-(``fold_hypergradient``): the hypergradient of the cross-entropy on a
-512-sample validation batch with respect to raw (log) weight-decay values,
+One hyper-step is what the search computes for one CV split (the search's
+``skhypergrad.bilevel.module_hypergradient``): the hypergradient of the
+cross-entropy on a 512-sample validation batch with respect to raw (log) weight-decay values,
 through an inner loss of cross-entropy on a 256-sample training batch plus
 ``0.5 * sum(lambda * w**2)``. It is timed for 1 (global), per-layer and
 per-weight hyperparameters, on ``_common.MLP`` nets of about 10k, 100k, 1M and
@@ -39,8 +39,10 @@ from _common import MLP, save
 from skorch import NeuralNetClassifier
 from torch.nn import functional as F
 
+from skhypergrad.bilevel import module_hypergradient
 from skhypergrad.exceptions import SolverDivergedError
-from skhypergrad.hypergrad import CG, Identity, Neumann, hypergradient
+from skhypergrad.families import Binding
+from skhypergrad.hypergrad import CG, Identity, Neumann
 from skhypergrad.penalties import (
     expand_coefficients,
     l2_penalty,
@@ -51,7 +53,7 @@ from skhypergrad.penalties import (
 N_FEATURES = 64
 N_CLASSES = 10
 HYPER_BATCH = 256  # the search's default hyper_batch_size
-VAL_BATCH = 2 * HYPER_BATCH  # fold_hypergradient's validation batch
+VAL_BATCH = 2 * HYPER_BATCH  # the search's validation batch
 TRAIN_BATCH = 128
 WEIGHT_DECAY = 1e-3  # value every hyperparameter starts from
 POWER_ITER = 10  # Hessian-vector products alpha="auto" spends (engine default)
@@ -124,40 +126,37 @@ def make_solver(method, max_iter, damping):
     return Identity(damping=damping)
 
 
+class _Penalty(Binding):
+    """Weight decay entered as an L2 term (the search's DecayBinding, minus
+    the optimizer groups a plain module does not have)."""
+
+    def __init__(self, granularity, layout):
+        self.granularity, self.layout = granularity, layout
+
+    def inner_term(self, value, params):
+        coefs = expand_coefficients(value, self.granularity, self.layout, params)
+        return l2_penalty(params, coefs)
+
+
 def one_hyperstep(
     module, layout, granularity, raw, data, method, max_iter, damping, gen
 ):
-    """``fold_hypergradient`` without skorch: batches, losses, solve, restore."""
+    """The search's hyper-step on a plain module: ``module_hypergradient``."""
     X_tr, y_tr, X_val, y_val = data
-    params = trainable_parameters(module)
     index_in = torch.randperm(len(X_tr), generator=gen)[:HYPER_BATCH].sort().values
     index_out = torch.randperm(len(X_val), generator=gen)[:VAL_BATCH].sort().values
-    X_in, y_in = X_tr[index_in], y_tr[index_in]
-    X_out, y_out = X_val[index_out], y_val[index_out]
-    hparam = raw.detach().clone().requires_grad_(True)
-    dtype = params[0].dtype
-
-    def inner_loss(params, hparams):
-        module.train()
-        values = torch.exp(hparams[0]).to(dtype)  # Real(log=True).from_raw
-        coefs = expand_coefficients(values, granularity, layout, params)
-        return F.cross_entropy(module(X_in), y_in) + l2_penalty(params, coefs)
-
-    def outer_loss(params, hparams):
-        module.eval()
-        return F.cross_entropy(module(X_out), y_out)
-
-    try:
-        return hypergradient(
-            inner_loss,
-            outer_loss,
-            params,
-            [hparam],
-            solver=make_solver(method, max_iter, damping),
-            return_info=True,
-        )
-    finally:
-        module.train()
+    dtype = trainable_parameters(module)[0].dtype
+    return module_hypergradient(
+        module,
+        module,
+        lambda output, y, X, training: F.cross_entropy(output, y),
+        [_Penalty(granularity, layout)],
+        [raw.detach().clone().requires_grad_(True)],
+        lambda hparams: [torch.exp(hparams[0]).to(dtype)],  # Real(log=True)
+        (X_tr[index_in], y_tr[index_in]),
+        (X_val[index_out], y_val[index_out]),
+        make_solver(method, max_iter, damping),
+    )
 
 
 def hyper_worker(args):

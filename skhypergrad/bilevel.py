@@ -43,15 +43,21 @@ def sample_batch(X, y, size, generator):
     return Xb, yb
 
 
-def net_hypergradient(net, bindings, raw, to_values, train_batch, valid_batch, solver):
-    """Hypergradient of a skorch net's validation loss w.r.t. raw hyperparameters.
+def module_hypergradient(
+    module, forward, loss, bindings, raw, to_values, train_batch, valid_batch, solver
+):
+    """Hypergradient of a module's validation loss w.r.t. raw hyperparameters.
 
     Parameters
     ----------
-    net : skorch.NeuralNet
-        Initialised, with its weights near a minimum of the training loss.
+    module : torch.nn.Module
+        Its weights near a minimum of the training loss.
+    forward : callable
+        ``forward(X) -> output`` (the module itself, or skorch's ``net.infer``).
+    loss : callable
+        ``loss(output, y, X, training) -> scalar tensor``: the criterion.
     bindings : list of Binding
-        One per tuned entry, attached to ``net``.
+        One per tuned entry: each enters its value into the training loss.
     raw : list of torch.Tensor
         Leaf tensors with ``requires_grad=True``, one per binding.
     to_values : callable
@@ -69,11 +75,11 @@ def net_hypergradient(net, bindings, raw, to_values, train_batch, valid_batch, s
 
     Notes
     -----
-    Buffers (BatchNorm statistics) are restored afterwards, the module is back
-    in train mode, the bindings hold the detached current values again and the
-    optimizer's gradients are cleared.
+    The training loss is evaluated in train mode (relaxed dropout active), the
+    validation loss in eval mode. Buffers (BatchNorm statistics) are restored
+    afterwards, the module is back in train mode and the bindings hold the
+    detached current values again.
     """
-    module = net.module_
     params = trainable_parameters(module)
     X_in, y_in = train_batch
     X_out, y_out = valid_batch
@@ -82,12 +88,12 @@ def net_hypergradient(net, bindings, raw, to_values, train_batch, valid_batch, s
     def inner_loss(params, hparams):
         terms = [b.inner_term(v, params) for b, v in zip(bindings, to_values(hparams))]
         module.train()
-        loss = net.get_loss(net.infer(X_in), _on(y_in, net), X=X_in, training=True)
-        return loss + sum(t for t in terms if t is not None)
+        data_loss = loss(forward(X_in), y_in, X_in, True)
+        return data_loss + sum(t for t in terms if t is not None)
 
     def outer_loss(params, hparams):
         module.eval()
-        return net.get_loss(net.infer(X_out), _on(y_out, net), X=X_out, training=False)
+        return loss(forward(X_out), y_out, X_out, False)
 
     try:
         return hypergradient(
@@ -99,11 +105,42 @@ def net_hypergradient(net, bindings, raw, to_values, train_batch, valid_batch, s
         with torch.no_grad():
             for binding, value in zip(bindings, to_values(raw)):
                 binding.apply(value.detach())
+
+
+def net_hypergradient(net, bindings, raw, to_values, train_batch, valid_batch, solver):
+    """:func:`module_hypergradient` for a skorch net, with its own criterion.
+
+    Parameters
+    ----------
+    net : skorch.NeuralNet
+        Initialised, with its weights near a minimum of the training loss.
+    bindings, raw, to_values, train_batch, valid_batch, solver
+        As in :func:`module_hypergradient`.
+
+    Returns
+    -------
+    hypergrad : list of torch.Tensor
+    info : HypergradInfo
+    """
+
+    def loss(output, y, X, training):
+        y = None if y is None else y.to(net.device)
+        return net.get_loss(output, y, X=X, training=training)
+
+    try:
+        return module_hypergradient(
+            net.module_,
+            net.infer,
+            loss,
+            bindings,
+            raw,
+            to_values,
+            train_batch,
+            valid_batch,
+            solver,
+        )
+    finally:
         net.optimizer_.zero_grad(set_to_none=True)
 
 
-def _on(y, net):
-    return None if y is None else y.to(net.device)
-
-
-__all__ = ["net_hypergradient", "sample_batch", "take_rows"]
+__all__ = ["module_hypergradient", "net_hypergradient", "sample_batch", "take_rows"]
