@@ -2,9 +2,9 @@
 
 One hyper-step is what the search computes for one CV split (the search's
 ``skhypergrad.bilevel.module_hypergradient``): the hypergradient of the
-cross-entropy on a 512-sample validation batch with respect to raw (log)
-weight-decay values, through an inner loss of cross-entropy on a 256-sample training batch plus
-``0.5 * sum(lambda * w**2)``. It is timed for 1 (global), per-layer and
+cross-entropy on a 512-sample validation batch with respect to raw (log) weight-decay
+values, through an inner loss of cross-entropy on a 256-sample training batch
+plus ``0.5 * sum(lambda * w**2)``. It is timed for 1 (global), per-layer and
 per-weight hyperparameters, on ``_common.MLP`` nets of about 10k, 100k, 1M and
 3M weights (64 features, 10 classes, synthetic data), with ``identity``,
 ``neumann`` (1/5/20 terms) and ``cg`` (5/20 iterations, truncated at negative
