@@ -36,12 +36,14 @@ from bench_search import (
 from scipy.stats import loguniform, uniform
 
 from skhypergrad import HypergradSearchCV
+from skhypergrad.hypergrad import CG
 
 # label: keyword arguments of HypergradSearchCV (everything else default).
 # Every setting names the learning rate, its schedule and Adam's betas, so that
 # a rerun means the same thing after the defaults change. "b(x,y)": betas;
 # without one, Adam's usual (0.9, 0.999), the defaults before this sweep.
-_OLD = {"hyper_lr_schedule": "constant", "hyper_betas": (0.9, 0.999)}
+_B = "hyper_optimizer__betas"
+_OLD = {"hyper_lr_schedule": "constant", _B: (0.9, 0.999)}
 _COS = {"hyper_lr_schedule": "cosine"}
 CONFIGS = {
     "lr0.2 (old default)": {**_OLD, "hyper_lr": 0.2},
@@ -50,12 +52,28 @@ CONFIGS = {
     "lr0.3": {**_OLD, "hyper_lr": 0.3},
     "lr0.5 cosine": {**_OLD, **_COS, "hyper_lr": 0.5},
     "lr1.0 cosine": {**_OLD, **_COS, "hyper_lr": 1.0},
-    "lr0.5 cosine b(0,.9)": {**_COS, "hyper_lr": 0.5, "hyper_betas": (0.0, 0.9)},
-    "lr1.0 cosine b(0,.9)": {**_COS, "hyper_lr": 1.0, "hyper_betas": (0.0, 0.9)},
-    "lr0.5 cosine b(.5,.9)": {**_COS, "hyper_lr": 0.5, "hyper_betas": (0.5, 0.9)},
-    "lr1.0 cosine b(.5,.9)": {**_COS, "hyper_lr": 1.0, "hyper_betas": (0.5, 0.9)},
-    "defaults, cg-3, batch 128": {"solver_max_iter": 3, "hyper_batch_size": 128},
-    "defaults, cg-3, batch 64": {"solver_max_iter": 3, "hyper_batch_size": 64},
+    "lr0.5 cosine b(0,.9)": {
+        **_COS,
+        "hyper_lr": 0.5,
+        "hyper_optimizer__betas": (0.0, 0.9),
+    },
+    "lr1.0 cosine b(0,.9)": {
+        **_COS,
+        "hyper_lr": 1.0,
+        "hyper_optimizer__betas": (0.0, 0.9),
+    },
+    "lr0.5 cosine b(.5,.9)": {
+        **_COS,
+        "hyper_lr": 0.5,
+        "hyper_optimizer__betas": (0.5, 0.9),
+    },
+    "lr1.0 cosine b(.5,.9)": {
+        **_COS,
+        "hyper_lr": 1.0,
+        "hyper_optimizer__betas": (0.5, 0.9),
+    },
+    "defaults, cg-3, batch 128": {"solver": CG(max_iter=3), "hyper_batch_size": 128},
+    "defaults, cg-3, batch 64": {"solver": CG(max_iter=3), "hyper_batch_size": 64},
     "lr0.5 warmup1": {**_OLD, "hyper_lr": 0.5, "warmup": 1},
     "lr0.5 avg-last-step": {**_OLD, "hyper_lr": 0.5, "average_last": 0.01},
 }
