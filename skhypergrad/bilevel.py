@@ -17,7 +17,17 @@ from .penalties import trainable_parameters
 
 
 def take_rows(X, indices):
-    """Rows ``indices`` of an array or a DataFrame."""
+    """Rows ``indices`` of an array or a DataFrame.
+
+    Parameters
+    ----------
+    X : array-like or pandas.DataFrame
+    indices : array of int
+
+    Returns
+    -------
+    rows : same type as ``X``
+    """
     return X.iloc[indices] if hasattr(X, "iloc") else X[indices]
 
 

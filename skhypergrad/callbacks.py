@@ -36,7 +36,8 @@ class WeightDecayPenalty(Callback):
     --------
     >>> import numpy as np
     >>> from skhypergrad import WeightDecayPenalty
-    >>> cb = WeightDecayPenalty(np.array([1e-3, 1e-4]), granularity="layer")
+    >>> WeightDecayPenalty(np.array([1e-3, 1e-4]), granularity="layer").granularity
+    'layer'
     """
 
     def __init__(self, values, granularity="layer"):

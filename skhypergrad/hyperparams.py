@@ -236,9 +236,9 @@ class PerLayer(_Vector):
 
     Examples
     --------
-    >>> from scipy.stats import loguniform
-    >>> from skhypergrad import PerLayer
-    >>> space = {"optimizer__weight_decay": PerLayer(loguniform(1e-6, 1e-1))}
+    >>> from skhypergrad import PerLayer, Real
+    >>> PerLayer(Real(1e-6, 1e-1, log=True))
+    PerLayer(Real(low=1e-06, high=0.1, log=True))
     """
 
     granularity = "layer"

@@ -12,6 +12,7 @@ from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 from skorch import NeuralNet, NeuralNetClassifier, NeuralNetRegressor
 from torch import nn
+from torch.distributions import RelaxedBernoulli
 
 from .exceptions import (
     InvalidHyperparameterError,
@@ -53,9 +54,9 @@ class RelaxedDropout(nn.Module):
             return x
         p = torch.as_tensor(self.rate, dtype=x.dtype, device=x.device)
         p = p.clamp(_EPS, 1 - _EPS)
-        u = torch.rand_like(x).clamp(_EPS, 1 - _EPS)
-        logit = torch.log(p) - torch.log1p(-p) + torch.log(u) - torch.log1p(-u)
-        drop = torch.sigmoid(logit / self.temperature)
+        temperature = torch.as_tensor(self.temperature, dtype=x.dtype, device=x.device)
+        # rsample: sigmoid((logit(p) + logit(u)) / t), differentiable in p.
+        drop = RelaxedBernoulli(temperature, probs=p).rsample(x.shape)
         return x * (1 - drop) / (1 - p)
 
     def extra_repr(self) -> str:  # noqa: D102

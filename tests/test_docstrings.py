@@ -12,6 +12,8 @@ PUBLIC_MODULES = [
     "skhypergrad.callbacks",
     "skhypergrad.model_selection",
     "skhypergrad.exceptions",
+    "skhypergrad.families",
+    "skhypergrad.bilevel",
 ]
 DOCTEST_MODULES = [
     "skhypergrad.hypergrad._hypergradient",
@@ -19,6 +21,9 @@ DOCTEST_MODULES = [
     "skhypergrad.callbacks",
     "skhypergrad.model_selection._search",
     "skhypergrad.datasets",
+    "skhypergrad.families.weight_decay",
+    "skhypergrad.families.dropout",
+    "skhypergrad.hypergrad._solvers",
 ]
 
 

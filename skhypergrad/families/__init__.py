@@ -47,7 +47,21 @@ def register_family(family: type[Hyperparameter]) -> type[Hyperparameter]:
 
 
 def claiming_family(local, distribution, net) -> type[Hyperparameter] | None:
-    """The first registered family that claims ``local``, or None."""
+    """The first registered family that claims ``local``, or None.
+
+    Parameters
+    ----------
+    local : str
+        Parameter name on the skorch net.
+    distribution : object
+        The entry's value in ``param_distributions``.
+    net : skorch.NeuralNet
+        The unfitted network.
+
+    Returns
+    -------
+    family : subclass of Hyperparameter or None
+    """
     for family in FAMILIES:
         if family.claims(local, distribution, net):
             return family

@@ -29,10 +29,24 @@ class DropoutBinding(Binding):
 class Dropout(Hyperparameter):
     """A ``module__<arg>`` that sets dropout rates, given a range in [0, 1).
 
+    Parameters
+    ----------
+    name, local, real, granularity
+        As in :class:`~skhypergrad.families.Hyperparameter`.
+    paths : tuple of str, default=()
+        Module paths of the ``nn.Dropout`` layers the argument controls.
+
     Examples
     --------
+    ``scipy.stats.uniform(loc, scale)`` spans ``[loc, loc + scale]``: a range
+    that reaches a rate of 1 is refused before anything trains.
+
     >>> from scipy.stats import uniform
-    >>> space = {"module__dropout": uniform(0.0, 0.6)}   # rates in [0, 0.6]
+    >>> from skhypergrad.families import Dropout
+    >>> Dropout.from_entry("module__p", "module__p", uniform(0.0, 2.0), net=None)
+    Traceback (most recent call last):
+    ...
+    skhypergrad.exceptions.InvalidHyperparameterError: 'module__p' sets dropout ...
     """
 
     def __init__(self, name, local, real, granularity="scalar", paths=()):

@@ -52,7 +52,13 @@ class LayerDecayBinding(DecayBinding):
 
 
 class LayerDecay(WeightDecay):
-    """``optimizer__weight_decay`` given ``PerLayer(range)``."""
+    """``optimizer__weight_decay`` given ``PerLayer(range)``.
+
+    Parameters
+    ----------
+    name, local, real, granularity
+        As in :class:`~skhypergrad.families.Hyperparameter`.
+    """
 
     wrapper = PerLayer
 

@@ -36,7 +36,13 @@ class ParameterDecayBinding(DecayBinding):
 
 
 class ParameterDecay(WeightDecay):
-    """``optimizer__weight_decay`` given ``PerParameter(range)``."""
+    """``optimizer__weight_decay`` given ``PerParameter(range)``.
+
+    Parameters
+    ----------
+    name, local, real, granularity
+        As in :class:`~skhypergrad.families.Hyperparameter`.
+    """
 
     wrapper = PerParameter
 

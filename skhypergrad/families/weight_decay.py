@@ -58,10 +58,23 @@ class DecayBinding(Binding):
 class WeightDecay(Hyperparameter):
     """``optimizer__weight_decay`` given a continuous range: one shared value.
 
+    Parameters
+    ----------
+    name, local, real, granularity
+        As in :class:`~skhypergrad.families.Hyperparameter`.
+
     Examples
     --------
     >>> from scipy.stats import loguniform
-    >>> space = {"optimizer__weight_decay": loguniform(1e-6, 1e-1)}
+    >>> from skhypergrad import PerLayer
+    >>> from skhypergrad.families import LayerDecay, WeightDecay
+    >>> decay = loguniform(1e-6, 1e-1)
+    >>> WeightDecay.claims("optimizer__weight_decay", decay, None)
+    True
+    >>> WeightDecay.claims("optimizer__weight_decay", PerLayer(decay), None)
+    False
+    >>> LayerDecay.claims("optimizer__weight_decay", PerLayer(decay), None)
+    True
     """
 
     wrapper = None  # the PerLayer / PerParameter class a subclass claims

@@ -6,42 +6,35 @@ from __future__ import annotations
 import logging
 import numbers
 import time
-import warnings
 
 import numpy as np
 import torch
 from joblib import Parallel, delayed
 from sklearn.base import clone, is_classifier
 from sklearn.model_selection import check_cv
-from sklearn.model_selection._search import BaseSearchCV, _search_estimator_has
+from sklearn.model_selection._search import BaseSearchCV
 from sklearn.model_selection._validation import _warn_or_raise_about_fit_failures
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import LabelEncoder
-from sklearn.utils.metaestimators import available_if
-from sklearn.utils.validation import check_is_fitted
 
 from ..exceptions import (
     AllFitsFailedError,
-    HyperstepSkippedWarning,
+    InvalidHyperparameterError,
     InvalidInputError,
     ParallelWorkerError,
 )
 from ..hypergrad import get_solver
-from ..net import cast_X, cast_y, is_classifier_net, split_estimator
+from ..net import split_estimator
 from ..utils._random import generator, spawn_seeds
 from ..utils._validation import (
     HasMethods,
     Interval,
     InvalidParameterError,
     StrOptions,
-    as_array,
-    check_consistent_length,
-    check_features,
-    check_finite,
     sklearn_errors,
     validate_params,
 )
+from ._boundary import DataBoundaryMixin
 from ._outer_loop import CandidateTask, Settings, run_candidate
+from ._results import more_results, path_table, warn_skipped
 from ._space import make_candidates, resolve_space
 
 logger = logging.getLogger("skhypergrad")
@@ -51,7 +44,7 @@ _OPTIMIZER_PREFIX = "hyper_optimizer__"
 _OPTIMIZER_DEFAULTS = {"betas": (0.0, 0.9)}
 
 
-class HypergradSearchCV(BaseSearchCV):
+class HypergradSearchCV(DataBoundaryMixin, BaseSearchCV):
     """Grid or random search whose continuous entries are tuned by hypergradients.
 
     ``param_distributions`` is any grid or distribution dict that
@@ -374,40 +367,6 @@ return_train_score
         for name in ("_n_features", "_label_encoder", "_target_was_1d"):
             self.__dict__.pop(name, None)
 
-    def _check_data(self, X, y, net):
-        X = self._as_input(X)
-        if y is not None:
-            y = np.asarray(
-                as_array(y, ensure_2d=False, dtype=None, ensure_all_finite=False)
-            )
-            check_finite(y, "y")
-        check_consistent_length(X, y)
-        check_features(self, X, reset=True)
-        self._target_was_1d = y is not None and y.ndim == 1
-        if not self.cast_inputs:
-            return X, y
-        if y is not None and is_classifier_net(net) and _needs_encoding(y):
-            # skorch's dataset cannot hold strings, and torch's losses want class
-            # indices 0..K-1: train on codes, predict the labels as given.
-            self._label_encoder = LabelEncoder().fit(y)
-            y = self._label_encoder.transform(y)
-        return _cast_features(X), cast_y(y, net)
-
-    def _as_input(self, X):
-        # A bare net needs a numeric array; a Pipeline may start with steps that
-        # take anything (text, DataFrames), so only its length and values are
-        # checked here.
-        if not isinstance(self.estimator, Pipeline):
-            X = as_array(
-                X,
-                accept_sparse=False,
-                dtype="numeric",
-                ensure_all_finite=False,
-                allow_nd=True,
-            )
-        check_finite(X, "X")
-        return X
-
     def _make_splits(self, X, y, split_params):
         cv = check_cv(self.cv, y, classifier=is_classifier(self.estimator))
         try:
@@ -481,11 +440,11 @@ return_train_score
             _warn_or_raise_about_fit_failures(out, self.error_score)
         except ValueError as exc:
             raise AllFitsFailedError(str(exc)) from exc
-        _warn_skipped(rows)
-        self.paths_ = [_path_table(r["path"], r["values"]) for r in rows]
+        warn_skipped(rows)
+        self.paths_ = [path_table(r["path"], r["values"]) for r in rows]
         with sklearn_errors("results"):
             results = self._format_results(
-                [r["params"] for r in rows], len(splits), out, _more_results(rows)
+                [r["params"] for r in rows], len(splits), out, more_results(rows)
             )
         return results, rows
 
@@ -501,7 +460,7 @@ return_train_score
         tasks = []
         for i, (index, outer) in enumerate(candidates):
             space = subspaces[index]
-            estimator = clone(self.estimator).set_params(**outer)
+            estimator = _with_params(self.estimator, outer)
             epochs = space.epochs or (split_estimator(estimator)[0].max_epochs,)
             if space.epochs:
                 estimator.set_params(**{space.epochs_name: max(epochs)})
@@ -556,154 +515,6 @@ return_train_score
         self.refit_time_ = time.perf_counter() - start
         self.best_estimator_ = estimator
 
-    # ------------------------------------------------------- delegation
-    def _prepare(self, X):
-        check_is_fitted(self, "best_estimator_")
-        X = self._as_input(X)
-        check_features(self, X, reset=False)
-        return _cast_features(X) if self.cast_inputs else X
-
-    def _encode(self, y):
-        encoder = getattr(self, "_label_encoder", None)
-        if y is None or not self.cast_inputs:
-            return y
-        if encoder is not None:
-            with sklearn_errors("y"):
-                y = encoder.transform(np.asarray(y))
-        return cast_y(y, split_estimator(self.best_estimator_)[0])
-
-    @available_if(_search_estimator_has("predict"))
-    def predict(self, X):
-        """Predict with ``best_estimator_`` (labels as given to ``fit``).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        y_pred : ndarray
-        """
-        y_pred = super().predict(self._prepare(X))
-        encoder = getattr(self, "_label_encoder", None)
-        if encoder is not None:
-            return encoder.inverse_transform(np.asarray(y_pred).astype(np.int64))
-        if self._target_was_1d and np.ndim(y_pred) == 2 and y_pred.shape[1] == 1:
-            y_pred = y_pred.ravel()
-        if self.cast_inputs and getattr(y_pred, "dtype", None) == np.float32:
-            # Back to scikit-learn's default precision at the search's boundary.
-            y_pred = y_pred.astype(np.float64)
-        return y_pred
-
-    @available_if(_search_estimator_has("predict_proba"))
-    def predict_proba(self, X):
-        """Class probabilities from ``best_estimator_``, columns in ``classes_`` order.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        proba : ndarray of shape (n_samples, n_classes)
-        """
-        return super().predict_proba(self._prepare(X))
-
-    @available_if(_search_estimator_has("predict_log_proba"))
-    def predict_log_proba(self, X):
-        """Log class probabilities from ``best_estimator_``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        log_proba : ndarray of shape (n_samples, n_classes)
-        """
-        return super().predict_log_proba(self._prepare(X))
-
-    @available_if(_search_estimator_has("decision_function"))
-    def decision_function(self, X):
-        """Decision function of ``best_estimator_``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        scores : ndarray
-        """
-        return super().decision_function(self._prepare(X))
-
-    @available_if(_search_estimator_has("transform"))
-    def transform(self, X):
-        """Transform with ``best_estimator_``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        Xt : ndarray
-        """
-        return super().transform(self._prepare(X))
-
-    @available_if(_search_estimator_has("score_samples"))
-    def score_samples(self, X):
-        """``score_samples`` of ``best_estimator_``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        scores : ndarray of shape (n_samples,)
-        """
-        return super().score_samples(self._prepare(X))
-
-    def score(self, X, y=None, **params):
-        """Score ``best_estimator_`` with ``scorer_`` (the refit metric if several).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,), default=None
-        **params : dict
-            Passed to the scorer with metadata routing enabled.
-
-        Returns
-        -------
-        score : float
-        """
-        with sklearn_errors("score"):
-            return super().score(self._prepare(X), self._encode(y), **params)
-
-    @property
-    def classes_(self):
-        """Class labels, as given to ``fit``."""
-        encoder = getattr(self, "_label_encoder", None)
-        if encoder is not None and hasattr(self, "best_estimator_"):
-            return encoder.classes_
-        return super().classes_
-
-    @property
-    def n_features_in_(self):
-        """Number of features seen during ``fit``."""
-        try:
-            return self.__dict__["_n_features"]
-        except KeyError:
-            raise AttributeError(
-                f"{type(self).__name__} has no n_features_in_ before fit."
-            ) from None
-
-    @n_features_in_.setter
-    def n_features_in_(self, value):
-        self.__dict__["_n_features"] = value
-
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = False
@@ -712,30 +523,16 @@ return_train_score
         return tags
 
 
-def _warn_skipped(rows) -> None:
-    # Rows of one candidate share their path: count each step once.
-    paths = {id(r["path"][-1]): r["path"] for r in rows if r["path"]}
-    steps = [rec for path in paths.values() for rec in path]
-    skipped = sum(rec["skipped"] for rec in steps)
-    if skipped:
-        warnings.warn(
-            f"{skipped} of {len(steps)} hyper-steps were skipped (non-finite or "
-            "diverging hypergradient) and left the hyperparameters unchanged; "
-            "path_['reason'] says why. If many are skipped, lower hyper_lr, use a "
-            "damped solver (e.g. solver=CG(damping=1e-2)) or train longer before "
-            "the first hyper-step (warmup).",
-            HyperstepSkippedWarning,
-            stacklevel=4,
-        )
-
-
-def _needs_encoding(y) -> bool:
-    if y.ndim != 1:
-        return False
-    if y.dtype.kind not in "iu":
-        return True
-    labels = np.unique(y)
-    return not np.array_equal(labels, np.arange(len(labels)))
+def _with_params(estimator, params):
+    """A clone with a candidate's outer values, or a clear error for a bad name."""
+    try:
+        return clone(estimator).set_params(**params)
+    except (ValueError, TypeError) as exc:
+        raise InvalidHyperparameterError(
+            f"The candidate {params!r} cannot be set on the estimator: {exc} Check "
+            "the names in param_distributions (estimator.get_params() lists them; "
+            "in a Pipeline, prefix them with the step name)."
+        ) from exc
 
 
 def _optimizer_keys(kwargs) -> list:
@@ -786,23 +583,6 @@ def _net_fit_params(params, step):
     return params
 
 
-def _more_results(rows) -> dict:
-    n_splits = len(rows[0]["out"])
-    losses = np.array([[o["loss"] for o in r["out"]] for r in rows], dtype=float)
-    more = {f"split{k}_test_loss": losses[:, k] for k in range(n_splits)}
-    more["mean_test_loss"] = losses.mean(1)
-    more["std_test_loss"] = losses.std(1)
-    key = np.where(np.isnan(more["mean_test_loss"]), np.inf, more["mean_test_loss"])
-    more["rank_test_loss"] = (np.argsort(np.argsort(key, kind="stable")) + 1).astype(
-        np.int32
-    )
-    more["n_hypersteps"] = np.array([len(r["path"]) for r in rows])
-    more["n_skipped_hypersteps"] = np.array(
-        [sum(rec["skipped"] for rec in r["path"]) for r in rows]
-    )
-    return {k: list(v) for k, v in more.items()}
-
-
 # Errors raised by joblib / Dask when a worker process dies, by class name so
 # that neither distributed nor loky has to be imported to recognise them.
 _WORKER_FAILURES = {
@@ -817,32 +597,6 @@ _WORKER_FAILURES = {
 
 def _is_worker_failure(exc) -> bool:
     return any(cls.__name__ in _WORKER_FAILURES for cls in type(exc).__mro__)
-
-
-def _cast_features(X):
-    X = cast_X(X)
-    if isinstance(X, np.ndarray) and X.dtype.kind in "iub":
-        return X.astype(np.float32)
-    return X
-
-
-_PATH_KEYS = (
-    "epoch",
-    "hyper_lr",
-    "val_loss",
-    "hypergrad_norm",
-    "solver_iter",
-    "skipped",
-    "reason",
-    "at_bound",
-)
-
-
-def _path_table(records, values):
-    table = {k: [r.get(k) for r in records] for k in _PATH_KEYS}
-    for name in values:
-        table[name] = [r["values"][name] for r in records]
-    return table
 
 
 __all__ = ["HypergradSearchCV", "InvalidParameterError"]

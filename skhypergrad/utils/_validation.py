@@ -142,7 +142,8 @@ def sklearn_errors(what: str):
     """Re-raise scikit-learn's ValueError / TypeError as skhypergrad's.
 
     scikit-learn's search machinery (scorers, routing, refit selection)
-    raises builtin errors; inside the search they become
+    raises builtin errors (``IndexError`` for a refit callable's bad index);
+    inside the search they become
     :class:`~skhypergrad.exceptions.InvalidInputError` (a ``ValueError``) or
     :class:`~skhypergrad.exceptions.InvalidInputTypeError` (a ``TypeError``),
     with the original message and the original as ``__cause__``.
@@ -156,7 +157,7 @@ def sklearn_errors(what: str):
         yield
     except SkHypergradError:
         raise
-    except ValueError as exc:
+    except (ValueError, IndexError) as exc:
         raise InvalidInputError(f"Invalid {what}: {exc}") from exc
     except TypeError as exc:
         raise InvalidInputTypeError(f"Invalid {what}: {exc}") from exc
