@@ -63,3 +63,35 @@ def test_torch_only_files_are_found():
     # Guards the parametrization above against a moved package.
     names = {p.name for p in TORCH_ONLY_FILES}
     assert {"_hypergradient.py", "_linear_solve.py", "exceptions.py"} <= names
+
+
+# Below the estimators: the hyperparameter definitions, the skorch glue and
+# the families never reach up into the scikit-learn estimators.
+LOWER_LAYER_FILES = [
+    PACKAGE / name
+    for name in (
+        "hyperparams.py",
+        "penalties.py",
+        "net.py",
+        "callbacks.py",
+        "bilevel.py",
+    )
+] + sorted((PACKAGE / "families").rglob("*.py"))
+
+
+def _relative_imports(path):
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            yield ("." * node.level) + (node.module or "")
+        elif isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+
+
+@pytest.mark.parametrize(
+    "path", LOWER_LAYER_FILES, ids=lambda p: str(p.relative_to(PACKAGE))
+)
+def test_lower_layers_do_not_import_the_estimators(path):
+    upward = [m for m in _relative_imports(path) if "model_selection" in m]
+
+    assert not upward, f"{path.name} imports {upward}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
 import threading
 import time
 import warnings
@@ -20,7 +21,7 @@ import torch
 from sklearn.exceptions import FitFailedWarning
 
 from ..bilevel import net_hypergradient, sample_batch
-from ..exceptions import SkHypergradError
+from ..exceptions import InvalidInputError, SkHypergradError
 from ..penalties import parameter_layout
 from ._fold import (
     Fold,
@@ -277,6 +278,19 @@ def run_candidate(task, X, y, splits, settings):
     """
     # torch's global generator (weight init, shuffling, dropout masks) is
     # process-wide: candidates sharing a process under a thread backend take turns.
+    bad = [e for e in task.epochs if not _is_count(e)]
+    if bad:
+        # A drawn max_epochs that is not an epoch count fails the candidate's
+        # splits (error_score), as its training would in GridSearchCV.
+        error = InvalidInputError(
+            f"max_epochs must be a positive integer, got {bad[0]!r} "
+            f"({type(bad[0]).__name__}). Give max_epochs as a list of integers or "
+            "an integer distribution such as scipy.stats.randint."
+        )
+        if settings.error_score == "raise":
+            raise error
+        folds = [Fold(i, tr, te, error=error) for i, (tr, te) in enumerate(splits)]
+        return [_row(task, e, folds, [], None, settings) for e in task.epochs]
     with _GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=[]):
         torch.manual_seed(task.seed)
         generator = torch.Generator().manual_seed(task.seed)
@@ -383,6 +397,14 @@ def _train(task, folds, settings, generator):
         end_training(fold)
     _warn_failures(folds, settings)
     return rows
+
+
+def _is_count(value) -> bool:
+    return (
+        isinstance(value, numbers.Integral)
+        and not isinstance(value, bool)
+        and value >= 1
+    )
 
 
 def _guarded(step, fold, settings) -> None:

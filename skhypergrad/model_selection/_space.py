@@ -148,6 +148,8 @@ def _is_continuous(distribution) -> bool:
 
 
 def _check_outer(name, distribution):
+    if isinstance(distribution, Real):
+        return distribution.check(name)
     if hasattr(distribution, "rvs"):
         return distribution
     if _is_list(distribution) and len(distribution) > 0:

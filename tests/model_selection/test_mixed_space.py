@@ -308,3 +308,29 @@ def test_n_jobs_runs_candidates_in_parallel_with_same_results(
     np.testing.assert_array_equal(
         serial.cv_results_["mean_test_score"], parallel.cv_results_["mean_test_score"]
     )
+
+
+# ----------------------------------------------------------- metadata routing
+def test_metadata_routing_sends_sample_weight_to_the_scorer(
+    classification_data, make_classifier
+):
+    import sklearn
+    from sklearn.metrics import accuracy_score, make_scorer
+
+    X, y = classification_data
+    space = {"optimizer__weight_decay": DECAY}
+    scores = {}
+    with sklearn.config_context(enable_metadata_routing=True):
+        scorer = make_scorer(accuracy_score).set_score_request(sample_weight=True)
+        for name, weights in [
+            ("ones", np.ones(len(y))),
+            ("skewed", 1.0 + 9 * (y == 0)),
+        ]:
+            search = _search(make_classifier(max_epochs=3), space, scoring=scorer)
+            search.fit(X, y, sample_weight=weights)
+            scores[name] = search.cv_results_["split0_test_score"][0]
+    plain = _search(make_classifier(max_epochs=3), space, scoring="accuracy").fit(X, y)
+
+    # Same seed, same networks: only the scorer's weights differ.
+    assert scores["ones"] == pytest.approx(plain.cv_results_["split0_test_score"][0])
+    assert scores["skewed"] != pytest.approx(scores["ones"])
