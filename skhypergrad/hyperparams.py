@@ -137,8 +137,11 @@ class Real:
             return math.sqrt(self.low * self.high)
         return 0.5 * (self.low + self.high)
 
-    def sample(self, rng: np.random.Generator, size=None):
-        """Draw uniformly (log-uniformly when ``log=True``) inside the bounds."""
+    def sample(self, rng, size=None):
+        """Draw uniformly (log-uniformly when ``log=True``) inside the bounds.
+
+        ``rng`` is a numpy ``Generator`` or ``RandomState``.
+        """
         if self.log:
             return np.exp(rng.uniform(math.log(self.low), math.log(self.high), size))
         return rng.uniform(self.low, self.high, size)
@@ -154,10 +157,7 @@ class Real:
         -------
         value : float
         """
-        rng = check_random_state(random_state)
-        if self.log:
-            return float(np.exp(rng.uniform(math.log(self.low), math.log(self.high))))
-        return float(rng.uniform(self.low, self.high))
+        return float(self.sample(check_random_state(random_state)))
 
 
 class Sampled:

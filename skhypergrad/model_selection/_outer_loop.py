@@ -339,38 +339,22 @@ def _train(task, folds, settings, generator):
         for e in task.epochs
     }
     path, rows, first = [], [], _first_active(folds)
+
+    def snapshot(epoch):
+        tensors = tails[epoch].result(state.tensors())
+        rows.append(_row(task, epoch, folds, path, tensors, settings, state))
+
     for epoch in range(1, max_epochs + 1):
         for fold in folds:
             if fold.active:
                 run_epoch(fold, settings)
         if epoch in tails:
-            rows.append(
-                _row(
-                    task,
-                    epoch,
-                    folds,
-                    path,
-                    tails[epoch].result(state.tensors()),
-                    settings,
-                    state,
-                )
-            )
+            snapshot(epoch)
         if not any(f.active for f in folds):
             break
         if epoch not in due:
             continue
-        start = time.perf_counter()
-        record = hyper_step(folds, state, optimizer, settings, generator, epoch)
-        if scheduler is not None:
-            with warnings.catch_warnings():
-                # A skipped first step leaves optimizer.step() uncalled; the
-                # schedule still follows the planned hyper-steps.
-                warnings.filterwarnings("ignore", "Detected call of", UserWarning)
-                scheduler.step()
-        for fold in folds:
-            if fold.active:
-                state.apply(fold)
-            fold.fit_time += (time.perf_counter() - start) / len(folds)
+        record = _step(folds, state, (optimizer, scheduler), settings, generator, epoch)
         record["values"] = {
             e.name: e.summary(r.detach().numpy())
             for e, r in zip(state.entries, state.for_fold(first))
@@ -382,21 +366,29 @@ def _train(task, folds, settings, generator):
         path.append(record)
         _log_step(record, settings)
     for epoch in task.epochs[len(rows) :]:  # every split stopped early
-        rows.append(
-            _row(
-                task,
-                epoch,
-                folds,
-                path,
-                tails[epoch].result(state.tensors()),
-                settings,
-                state,
-            )
-        )
+        snapshot(epoch)
     for fold in folds:
         end_training(fold)
     _warn_failures(folds, settings)
     return rows
+
+
+def _step(folds, state, optimizers, settings, generator, epoch) -> dict:
+    """One hyper-step, the schedule's step, and the new values on every split."""
+    optimizer, scheduler = optimizers
+    start = time.perf_counter()
+    record = hyper_step(folds, state, optimizer, settings, generator, epoch)
+    if scheduler is not None:
+        with warnings.catch_warnings():
+            # A skipped first step leaves optimizer.step() uncalled; the
+            # schedule still follows the planned hyper-steps.
+            warnings.filterwarnings("ignore", "Detected call of", UserWarning)
+            scheduler.step()
+    for fold in folds:
+        if fold.active:
+            state.apply(fold)
+        fold.fit_time += (time.perf_counter() - start) / len(folds)
+    return record
 
 
 def _is_count(value) -> bool:
