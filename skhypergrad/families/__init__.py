@@ -28,6 +28,9 @@ FAMILIES: list[type[Hyperparameter]] = [
 def register_family(family: type[Hyperparameter]) -> type[Hyperparameter]:
     """Add a family to the registry (usable as a class decorator).
 
+    It is asked before the built-in families, so it can claim a name they
+    know (e.g. ``optimizer__weight_decay`` given its own wrapper).
+
     Parameters
     ----------
     family : subclass of Hyperparameter
@@ -42,7 +45,7 @@ def register_family(family: type[Hyperparameter]) -> type[Hyperparameter]:
             f"register_family expects a subclass of Hyperparameter, got {family!r}."
         )
     if family not in FAMILIES:
-        FAMILIES.append(family)
+        FAMILIES.insert(0, family)
     return family
 
 

@@ -21,7 +21,7 @@ from sklearn.model_selection import ParameterGrid, ParameterSampler
 
 from ..exceptions import InvalidHyperparameterError
 from ..families import claiming_family
-from ..hyperparams import PerLayer, PerParameter, Real, Sampled
+from ..hyperparams import Real, Sampled
 
 _SUBSPACE = "__skhypergrad_subspace__"
 
@@ -130,8 +130,9 @@ def _tuned_entry(name, local, distribution, net):
             stacklevel=5,
         )
         return None
-    if not _is_continuous(distribution):
-        return None
+    if _is_discrete(distribution):
+        return None  # randint & co.: drawn by the outer search
+    # The family decides what else it can tune, and says why it cannot.
     return family.from_entry(name, local, distribution, net)
 
 
@@ -139,12 +140,10 @@ def _is_list(value) -> bool:
     return isinstance(value, list | tuple | np.ndarray | range)
 
 
-def _is_continuous(distribution) -> bool:
+def _is_discrete(distribution) -> bool:
     from scipy import stats
 
-    if isinstance(distribution, Real | PerLayer | PerParameter):
-        return True
-    return isinstance(getattr(distribution, "dist", None), stats.rv_continuous)
+    return isinstance(getattr(distribution, "dist", None), stats.rv_discrete)
 
 
 def _check_outer(name, distribution):

@@ -538,7 +538,8 @@ def test_user_callbacks_run_during_search(classification_data, make_classifier):
     [
         ({"optimizer__weight_decay": Real(1.0, 0.1)}, "need low < high"),
         ({"optimizer__weight_decay": Real(0.0, 1.0, log=True)}, "low must be > 0"),
-        ({"optimizer__weight_decay": 1e-3}, "Wrap a single value in a list"),
+        ({"optimizer__weight_decay": 1e-3}, "single value 0.001"),
+        ({"module__hidden": 16}, "Wrap a single value in a list"),
         ({"module__hidden": []}, "non-empty list"),
         ([], "non-empty list of dicts"),
         ({"module__dropout": uniform(0.0, 2.0)}, r"must lie in \[0, 1\).*2\.0"),
@@ -548,6 +549,7 @@ def test_user_callbacks_run_during_search(classification_data, make_classifier):
         "low_above_high",
         "log_with_zero_low",
         "single_value",
+        "single_outer_value",
         "empty_list",
         "no_dict",
         "dropout_above_one",
