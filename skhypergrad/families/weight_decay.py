@@ -29,7 +29,8 @@ def check_coupled_optimizer(net, name: str) -> None:
             "decays weights outside the loss (decoupled), so the decay has no implicit "
             "hypergradient. Use optimizer=torch.optim.Adam (or SGD), whose "
             "weight_decay is an L2 term of the loss; the tuned value then applies "
-            "as is."
+            "as is. To keep AdamW, wrap the range in skhypergrad.Sampled(...) to "
+            "have it drawn by the outer search instead."
         )
 
 
