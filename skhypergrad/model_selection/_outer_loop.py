@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from sklearn.exceptions import FitFailedWarning
+from torch.optim.swa_utils import AveragedModel
 
 from ..bilevel import net_hypergradient, sample_batch
 from ..exceptions import InvalidInputError, SkHypergradError
@@ -119,29 +120,30 @@ class HyperState:
 
 
 class TailAverage:
-    """Running mean of the raw values over the last ``fraction`` of the planned
-    hyper-steps, without keeping a copy per step (a million values each)."""
+    """Mean of the raw values over the last ``fraction`` of the planned
+    hyper-steps: torch's ``swa_utils.AveragedModel`` (a running mean, without
+    a copy per step of a million values)."""
 
     def __init__(self, n_planned, fraction):
         self.start = n_planned - max(1, math.ceil(fraction * n_planned))
-        self.total, self.count = None, 0
+        self.average = None
 
     def add(self, index, tensors) -> None:
         """Count an accepted hyper-step's values (``tensors`` None if skipped)."""
         if tensors is None or index < self.start:
             return
-        if self.total is None:
-            self.total = [t.detach().clone() for t in tensors]
-        else:
-            for total, t in zip(self.total, tensors):
-                total.add_(t.detach())
-        self.count += 1
+        values = torch.nn.ParameterList(
+            torch.nn.Parameter(t.detach(), requires_grad=False) for t in tensors
+        )
+        if self.average is None:
+            self.average = AveragedModel(values)
+        self.average.update_parameters(values)
 
     def result(self, current) -> list:
         """The mean, or the current values when no step was counted."""
-        if not self.count:
+        if self.average is None:
             return [t.detach().clone() for t in current]
-        return [t / self.count for t in self.total]
+        return [p.detach().clone() for p in self.average.module]
 
 
 def hyper_step(folds, state, optimizer, settings, generator, epoch) -> dict:

@@ -334,3 +334,28 @@ def test_metadata_routing_sends_sample_weight_to_the_scorer(
     # Same seed, same networks: only the scorer's weights differ.
     assert scores["ones"] == pytest.approx(plain.cv_results_["split0_test_score"][0])
     assert scores["skewed"] != pytest.approx(scores["ones"])
+
+
+def test_tail_average_is_the_mean_of_the_last_accepted_steps():
+    from skhypergrad.model_selection._outer_loop import TailAverage
+
+    tail = TailAverage(n_planned=8, fraction=0.25)  # averages steps 6 and 7
+    steps = [torch.full((3,), float(i), dtype=torch.float64) for i in range(8)]
+    for index, value in enumerate(steps):
+        tail.add(index, None if index == 7 else [value])  # step 7 was skipped
+
+    (mean,) = tail.result([steps[-1]])
+    torch.testing.assert_close(mean, torch.full((3,), 6.0, dtype=torch.float64))
+    untouched = TailAverage(n_planned=8, fraction=0.25)
+    (current,) = untouched.result([steps[3]])
+    torch.testing.assert_close(current, steps[3])
+
+
+def test_tail_average_over_two_steps():
+    from skhypergrad.model_selection._outer_loop import TailAverage
+
+    tail = TailAverage(n_planned=4, fraction=0.5)  # steps 2 and 3
+    for index in range(4):
+        tail.add(index, [torch.tensor([float(index), 10.0 * index])])
+
+    torch.testing.assert_close(tail.result(None)[0], torch.tensor([2.5, 25.0]))
