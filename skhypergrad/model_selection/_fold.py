@@ -74,7 +74,13 @@ def build_fold(fold, estimator, step, X, y, entries, settings, fit_params):
     hooks = _Hooks()
     user_callbacks = net.callbacks if isinstance(net.callbacks, list | tuple) else []
     overrides = {
-        "train_split": predefined_split(Dataset(Xt_val, y_val)),
+        # The split's validation part is the net's validation set, so that
+        # callbacks reading valid_loss work. With no callbacks of the user's,
+        # nothing reads it: skip skorch's validation pass each epoch (the
+        # hyper-steps and the scoring evaluate the validation part themselves).
+        "train_split": (
+            predefined_split(Dataset(Xt_val, y_val)) if user_callbacks else None
+        ),
         "callbacks": [(HOOKS_NAME, hooks), *user_callbacks],
     }
     if settings.verbose < 2:
