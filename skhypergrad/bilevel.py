@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .hypergrad import hypergradient
+from .hypergrad import InnerParts, hypergradient
 from .penalties import trainable_parameters
 
 
@@ -97,9 +97,12 @@ def module_hypergradient(
 
     def inner_loss(params, hparams):
         terms = [b.inner_term(v, params) for b, v in zip(bindings, to_values(hparams))]
+        terms = [t for t in terms if t is not None]
         module.train()
-        data_loss = loss(forward(X_in), y_in, X_in, True)
-        return data_loss + sum(t for t in terms if t is not None)
+        outputs = forward(X_in)
+        data_loss = loss(outputs, y_in, X_in, True)
+        # In parts, so that a Gauss-Newton solver can use the outputs.
+        return InnerParts(outputs, data_loss, sum(terms) if terms else None)
 
     def outer_loss(params, hparams):
         module.eval()

@@ -5,8 +5,8 @@ Examples
 >>> from skhypergrad.hypergrad import CG, Neumann, hypergradient
 """
 
-from ._hvp import inner_gradient, make_hvp, mixed_vjp, top_eigenvalue
-from ._hypergradient import HypergradInfo, hypergradient
+from ._hvp import inner_gradient, make_ggnvp, make_hvp, mixed_vjp, top_eigenvalue
+from ._hypergradient import HypergradInfo, InnerParts, hypergradient
 from ._linear_solve import SolveInfo, cg, exact, identity, neumann
 from ._solvers import CG, SOLVERS, Exact, Identity, Neumann, get_solver, solver_name
 
@@ -16,6 +16,7 @@ __all__ = [
     "Exact",
     "HypergradInfo",
     "Identity",
+    "InnerParts",
     "Neumann",
     "SolveInfo",
     "cg",
@@ -24,6 +25,7 @@ __all__ = [
     "hypergradient",
     "identity",
     "inner_gradient",
+    "make_ggnvp",
     "make_hvp",
     "mixed_vjp",
     "neumann",

@@ -8,10 +8,35 @@ from typing import NamedTuple
 import torch
 
 from .._typing import LossFn, TensorList
-from ..exceptions import SolverDivergedError
-from ._hvp import inner_gradient, make_hvp, mixed_vjp
+from ..exceptions import InvalidSolverError, SolverDivergedError
+from ._hvp import inner_gradient, make_ggnvp, make_hvp, mixed_vjp
 from ._linear_solve import SolveInfo
 from ._solvers import SolverLike, _solve, get_solver
+
+
+class InnerParts(NamedTuple):
+    """The training loss in parts, as the Gauss-Newton curvature needs it.
+
+    ``inner_loss`` may return this instead of a scalar; the training loss is
+    then ``data_loss + penalty``.
+
+    Attributes
+    ----------
+    outputs : torch.Tensor
+        The model's outputs on the training batch.
+    data_loss : torch.Tensor
+        Scalar loss computed from ``outputs``.
+    penalty : torch.Tensor or None
+        Scalar term that does not go through ``outputs`` (weight decay).
+    """
+
+    outputs: torch.Tensor
+    data_loss: torch.Tensor
+    penalty: torch.Tensor | None = None
+
+    def total(self) -> torch.Tensor:
+        """``data_loss + penalty``."""
+        return self.data_loss if self.penalty is None else self.data_loss + self.penalty
 
 
 class HypergradInfo(NamedTuple):
@@ -61,7 +86,8 @@ def hypergradient(
     ----------
     inner_loss : callable
         ``inner_loss(params, hparams) -> scalar tensor``: the training
-        objective. Called once.
+        objective, or an :class:`InnerParts` (outputs, data loss, penalty),
+        which a solver with ``curvature="gauss-newton"`` needs. Called once.
     outer_loss : callable
         ``outer_loss(params, hparams) -> scalar tensor``: the validation
         objective. Called once.
@@ -129,8 +155,11 @@ def hypergradient(
     outer_w = torch.autograd.grad(outer, params, retain_graph=True, allow_unused=True)
     outer_w = [torch.zeros_like(p) if g is None else g for g, p in zip(outer_w, params)]
     outer_h = torch.autograd.grad(outer, hparams, allow_unused=True)
-    grads = inner_gradient(inner_loss(params, hparams), params)
-    ihvp, solve_info = _solve(solver, make_hvp(grads, params), outer_w, x0)
+    inner = inner_loss(params, hparams)
+    parts = inner if isinstance(inner, InnerParts) else None
+    grads = inner_gradient(inner if parts is None else parts.total(), params)
+    operator = _curvature(solver, parts, grads, params)
+    ihvp, solve_info = _solve(solver, operator, outer_w, x0)
     mixed = mixed_vjp(grads, hparams, ihvp)
     result = [(-m if d is None else d - m).detach() for d, m in zip(outer_h, mixed)]
     norm = math.sqrt(sum(float((r.double() ** 2).sum()) for r in result))
@@ -145,3 +174,17 @@ def hypergradient(
     grad_norm = math.sqrt(sum(float((g.detach() ** 2).sum()) for g in grads))
     alpha = getattr(solve_info, "alpha", None)
     return result, HypergradInfo(solve_info, alpha, outer_value, grad_norm, ihvp)
+
+
+def _curvature(solver, parts, grads, params):
+    """The product the solver inverts: Hessian, or generalised Gauss-Newton."""
+    if getattr(solver, "curvature", "hessian") != "gauss-newton":
+        return make_hvp(grads, params)
+    if parts is None or not isinstance(parts.outputs, torch.Tensor):
+        raise InvalidSolverError(
+            f"solver={solver!r} uses the Gauss-Newton curvature, which needs the "
+            "training loss in parts: make inner_loss return InnerParts(outputs, "
+            "data_loss, penalty) with the model's output tensor, or use "
+            "curvature='hessian'."
+        )
+    return make_ggnvp(parts.outputs, parts.data_loss, params, parts.penalty)

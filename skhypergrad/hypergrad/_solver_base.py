@@ -17,12 +17,21 @@ from .._typing import HVP, TensorList
 from ..exceptions import InvalidSolverError, SolverDivergedError
 from ._hvp import top_eigenvalue
 
+CURVATURES = ("hessian", "gauss-newton")
+
 # Shared numpydoc entries, written once and filled into the class docstrings.
 _SHARED_DOCS = {
     "{damping}": """damping : float, default=0.0
         Multiple of the identity added to ``H``: the solver sees
         ``v -> H v + damping * v``, which makes an indefinite ``H`` better
         posed.""",
+    "{curvature}": """curvature : {"hessian", "gauss-newton"}, default="hessian"
+        Which curvature ``H`` stands for. ``"hessian"``: the Hessian of the
+        training loss. ``"gauss-newton"``: the generalised Gauss-Newton matrix
+        ``J^T H_out J`` plus the Hessian of the penalty (Schraudolph 2002),
+        positive semi-definite, so CG converges instead of stopping at
+        negative curvature; the training loss must then be given as
+        :class:`InnerParts`.""",
     "{alpha}": """alpha : float or "auto", default="auto"
         Step ``alpha`` standing in for ``1 / lambda_max``. ``"auto"`` uses
         ``1 / |lambda_max|``, the top eigenvalue of ``H + damping I``
@@ -188,12 +197,17 @@ def _check_choice(solver: _Solver, name: str, choices: tuple[str, ...]) -> None:
         raise _invalid(solver, name, f"one of {choices}")
 
 
+def _check_curvature(solver: _Solver) -> None:
+    _check_choice(solver, "curvature", CURVATURES)
+
+
 def _check_bool(solver: _Solver, name: str) -> None:
     if not isinstance(getattr(solver, name), bool):
         raise _invalid(solver, name, "True or False")
 
 
 def _check_step_options(solver: _Solver) -> None:
+    _check_curvature(solver)
     alpha = solver.alpha
     if not (alpha == "auto" if isinstance(alpha, str) else _is_positive(alpha)):
         raise _invalid(solver, "alpha", "'auto' or a positive number")

@@ -22,6 +22,7 @@ from ._linear_solve import SolveInfo
 from ._solver_base import (
     _check_bool,
     _check_choice,
+    _check_curvature,
     _check_int,
     _check_non_negative,
     _check_step_options,
@@ -45,6 +46,7 @@ class CG(_Solver):
     tol : float, default=1e-10
         Stop when ``||H q - rhs|| <= tol * ||rhs||``.
     {damping}
+    {curvature}
     negative_curvature : {"stop", "raise"}, default="stop"
         What to do when ``d^T H d <= 0`` along a search direction (usual for
         networks, whose Hessian is indefinite): stop and return the iterate
@@ -84,12 +86,14 @@ class CG(_Solver):
         damping: float = 0.0,
         negative_curvature: str = "stop",
         warn: bool = False,
+        curvature: str = "hessian",
     ):
         self.max_iter = max_iter
         self.tol = tol
         self.damping = damping
         self.negative_curvature = negative_curvature
         self.warn = warn
+        self.curvature = curvature
 
     def _validate_options(self) -> None:
         _check_int(self, "max_iter", low=1)
@@ -97,6 +101,7 @@ class CG(_Solver):
         _check_non_negative(self, "damping")
         _check_choice(self, "negative_curvature", ("stop", "raise"))
         _check_bool(self, "warn")
+        _check_curvature(self)
 
     def __call__(
         self, hvp: HVP, rhs: TensorList, *, x0: TensorList | None = None
@@ -123,6 +128,7 @@ class Neumann(_Solver):
         Number of series terms after the first one.
     {alpha}
     {damping}
+    {curvature}
     {power_iter}
     {random_state}
 
@@ -157,12 +163,14 @@ class Neumann(_Solver):
         damping: float = 0.0,
         power_iter: int = 10,
         random_state: int | torch.Generator | None = 0,
+        curvature: str = "hessian",
     ):
         self.max_iter = max_iter
         self.alpha = alpha
         self.damping = damping
         self.power_iter = power_iter
         self.random_state = random_state
+        self.curvature = curvature
 
     def _validate_options(self) -> None:
         _check_int(self, "max_iter", low=0)
@@ -185,6 +193,7 @@ class Identity(_Solver):
     ----------
     {alpha}
     {damping}
+    {curvature}
     {power_iter}
     {random_state}
 
@@ -212,11 +221,13 @@ class Identity(_Solver):
         damping: float = 0.0,
         power_iter: int = 10,
         random_state: int | torch.Generator | None = 0,
+        curvature: str = "hessian",
     ):
         self.alpha = alpha
         self.damping = damping
         self.power_iter = power_iter
         self.random_state = random_state
+        self.curvature = curvature
 
     def _validate_options(self) -> None:
         _check_step_options(self)
@@ -236,6 +247,7 @@ class Exact(_Solver):
     Parameters
     ----------
     {damping}
+    {curvature}
 
     See Also
     --------
@@ -257,11 +269,13 @@ class Exact(_Solver):
     tensor([0.2500, 0.6667], dtype=torch.float64)
     """
 
-    def __init__(self, *, damping: float = 0.0):
+    def __init__(self, *, damping: float = 0.0, curvature: str = "hessian"):
         self.damping = damping
+        self.curvature = curvature
 
     def _validate_options(self) -> None:
         _check_non_negative(self, "damping")
+        _check_curvature(self)
 
     def __call__(
         self, hvp: HVP, rhs: TensorList, *, x0: TensorList | None = None

@@ -103,6 +103,7 @@ def test_solver_defaults_are_the_documented_ones():
         "damping": 0.0,
         "negative_curvature": "stop",
         "warn": False,
+        "curvature": "hessian",
     }
     assert Neumann().get_params() == {
         "max_iter": 20,
@@ -110,14 +111,16 @@ def test_solver_defaults_are_the_documented_ones():
         "damping": 0.0,
         "power_iter": 10,
         "random_state": 0,
+        "curvature": "hessian",
     }
     assert Identity().get_params() == {
         "alpha": "auto",
         "damping": 0.0,
         "power_iter": 10,
         "random_state": 0,
+        "curvature": "hessian",
     }
-    assert Exact().get_params() == {"damping": 0.0}
+    assert Exact().get_params() == {"damping": 0.0, "curvature": "hessian"}
 
 
 @pytest.mark.parametrize(("solver", "expected"), REPRS, ids=[r for _, r in REPRS])

@@ -359,3 +359,18 @@ def test_tail_average_over_two_steps():
         tail.add(index, [torch.tensor([float(index), 10.0 * index])])
 
     torch.testing.assert_close(tail.result(None)[0], torch.tensor([2.5, 25.0]))
+
+
+def test_gauss_newton_solver_runs_the_search(classification_data, make_classifier):
+    from skhypergrad.hypergrad import CG
+
+    X, y = classification_data
+    solver = CG(max_iter=15, damping=1e-3, curvature="gauss-newton")
+    space = {"optimizer__weight_decay": DECAY, "module__dropout": uniform(0.0, 0.5)}
+
+    search = _search(make_classifier(), space, solver=solver).fit(X, y)
+
+    assert not any(search.path_["skipped"])
+    # PSD curvature: CG does not stop at negative curvature after 1-2 steps.
+    assert min(search.path_["solver_iter"]) > 5
+    assert len(set(search.path_["module__dropout"])) > 1
