@@ -284,11 +284,18 @@ class Exact(_Solver):
         return _linear_solve.exact(_damped(hvp, self.damping), rhs)
 
 
-SOLVERS: dict[str, type[_Solver]] = {
+# Name -> a solver with set options (a class gives its defaults).
+SOLVERS: dict[str, Callable[[], _Solver]] = {
     "cg": CG,
     "neumann": Neumann,
     "identity": Identity,
     "exact": Exact,
+    # CG on the positive semi-definite Gauss-Newton curvature: converges where
+    # CG on the Hessian stops at negative curvature after a few steps, and gets
+    # the sign of a dropout rate's hypergradient right (docs/benchmarks.md).
+    "gauss-newton": functools.partial(
+        CG, max_iter=10, damping=1e-3, curvature="gauss-newton"
+    ),
 }
 
 
@@ -297,8 +304,11 @@ def get_solver(solver: SolverLike) -> Callable:
 
     Parameters
     ----------
-    solver : {"cg", "neumann", "identity", "exact"}, solver object or callable
-        A name in :data:`SOLVERS` gives that solver with its default options;
+    solver : {"cg", "neumann", "identity", "exact", "gauss-newton"}, solver \
+object or callable
+        A name in :data:`SOLVERS` gives that solver with its default options
+        (``"gauss-newton"``: ``CG(max_iter=10, damping=1e-3,
+        curvature="gauss-newton")``);
         a solver object (e.g. ``CG(max_iter=20)``, options checked here) or
         any callable ``solver(hvp, rhs) -> (solution, info)`` is returned as
         is.
@@ -370,7 +380,7 @@ def solver_name(solver: SolverLike) -> str:
     if isinstance(solver, str):
         return solver
     for name, cls in SOLVERS.items():
-        if type(solver) is cls:
+        if isinstance(cls, type) and type(solver) is cls:
             return name
     if isinstance(solver, functools.partial):
         return solver_name(solver.func)

@@ -21,7 +21,7 @@ from ..exceptions import (
     InvalidInputError,
     ParallelWorkerError,
 )
-from ..hypergrad import get_solver
+from ..hypergrad import SOLVERS, get_solver
 from ..net import split_estimator
 from ..utils._random import generator, spawn_seeds
 from ..utils._validation import (
@@ -85,11 +85,16 @@ return_train_score
     random_state : int, RandomState instance or None, default=None
         Seeds the networks, minibatches, outer draws, starting points and
         refit. The same value repeats a CPU run exactly.
-    solver : {"cg", "neumann", "identity", "exact"} or callable, default="cg"
-        How the inverse Hessian-vector product is approximated: a name (its
-        default options), a solver object such as
-        ``skhypergrad.hypergrad.CG(max_iter=20, damping=1e-2)``, or your own
-        ``solver(hvp, rhs) -> (solution, info)``.
+    solver : str, solver object or callable, default="gauss-newton"
+        How the inverse curvature-vector product is approximated. The default
+        is conjugate gradient on the Gauss-Newton curvature
+        (``CG(max_iter=10, damping=1e-3, curvature="gauss-newton")``), which
+        converges and tunes dropout rates the right way; ``"cg"`` (CG on the
+        Hessian, truncated at negative curvature), ``"neumann"``,
+        ``"identity"`` and ``"exact"`` are the other names. A solver object
+        such as ``skhypergrad.hypergrad.CG(max_iter=40, damping=1e-2,
+        curvature="gauss-newton")`` sets the options; your own
+        ``solver(hvp, rhs) -> (solution, info)`` is used as is.
     hyper_optimizer : torch.optim.Optimizer class, default=torch.optim.Adam
         Optimiser of the raw (log / logit) hyperparameters. Its other
         arguments are given skorch-style, e.g. ``hyper_optimizer__betas``;
@@ -189,7 +194,7 @@ return_train_score
         "param_distributions": [dict, list],
         "n_iter": [Interval(numbers.Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
-        "solver": [StrOptions({"cg", "neumann", "identity", "exact"}), callable],
+        "solver": [StrOptions(set(SOLVERS)), callable],
         "hyper_optimizer": [type],
         "hyper_lr": [Interval(numbers.Real, 0, None, closed="neither")],
         "hyper_lr_schedule": [StrOptions({"constant", "cosine"})],
@@ -219,7 +224,7 @@ return_train_score
         random_state=None,
         error_score=np.nan,
         return_train_score=False,
-        solver="cg",
+        solver="gauss-newton",
         hyper_optimizer=torch.optim.Adam,
         hyper_lr=0.5,
         hyper_lr_schedule="cosine",

@@ -234,7 +234,7 @@ def test_get_params_set_params_round_trip(make_classifier):
     assert rebuilt.get_params(deep=False) == {
         **search.get_params(deep=False),
         "cv": 2,
-        "solver": "cg",
+        "solver": "gauss-newton",
     }
     params = search.get_params()
     assert params["cv"] == 3
