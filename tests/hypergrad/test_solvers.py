@@ -83,7 +83,7 @@ def test_get_solver_string_gives_default_object(name):
     assert get_solver(name) is not solver  # a fresh object each time
 
 
-# The Gauss-Newton preset needs the loss in parts (tests/hypergrad/test_gauss_newton.py).
+# The Gauss-Newton preset needs the loss in parts (see test_gauss_newton.py).
 @pytest.mark.parametrize("name", [n for n in NAMES if n != "gauss-newton"])
 def test_hypergradient_string_and_default_object_agree(ridge_problem, name):
     problem = ridge_problem(per_feature=True)
