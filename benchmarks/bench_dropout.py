@@ -1,4 +1,4 @@
-"""Dropout tuned by hypergradients against a 7-point dropout grid.
+"""Dropout (and weight decay) tuned by hypergradients against a grid of it.
 
 Only the dropout rate is searched (weight decay fixed at 1e-4), on datasets
 where dropout matters (digits with 20% of the training labels replaced, the
@@ -16,8 +16,14 @@ The hypergradient searches get ``uniform(0.0, 0.8)`` and start at 0.4.
 Reports the chosen rate, best CV accuracy, test accuracy (mean and standard
 error over seeds) and wall time.
 
-Run: ``python benchmarks/bench_dropout.py`` (seeds 3-5, about 6 minutes on two
-cores) or ``--seeds 1 --first-seed 0``. Saves ``benchmarks/results/dropout.json``.
+With ``--decay`` the same comparison is made for weight decay alone (dropout
+0) on synthetic5000: GridSearchCV over 6 decays ``1e-6 ... 1e-1`` against
+HypergradSearchCV over ``loguniform(1e-6, 1e-1)`` with ``"cg"`` and with its
+default solver.
+
+Run: ``python benchmarks/bench_dropout.py`` (seeds 3-5, about 2 minutes on two
+cores), ``--decay`` (1 minute), or ``--seeds 1 --first-seed 0``. Saves
+``benchmarks/results/dropout.json`` (``decay.json``).
 """
 
 from __future__ import annotations
@@ -30,22 +36,40 @@ import numpy as np
 import torch
 from _common import classifier_pipeline, save, timed, warm_up
 from bench_search import DATASETS, load
-from scipy.stats import uniform
+from scipy.stats import loguniform, uniform
 from sklearn.model_selection import GridSearchCV
 
 from skhypergrad import HypergradSearchCV
 from skhypergrad.hypergrad import CG
 
 RATES = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
+DECAYS = [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1]
+# param: (net parameter, grid values, range for the hypergradient searches,
+#         fixed settings, datasets)
+STUDIES = {
+    "dropout": (
+        "net__module__dropout",
+        RATES,
+        uniform(0.0, 0.8),
+        {"net__optimizer__weight_decay": 1e-4},
+        ["digits300_noise20", "digits_noise20"],
+    ),
+    "decay": (
+        "net__optimizer__weight_decay",
+        DECAYS,
+        loguniform(1e-6, 1e-1),
+        {"net__module__dropout": 0.0},
+        ["synthetic5000"],
+    ),
+}
 GGN20 = CG(max_iter=20, damping=1e-3, curvature="gauss-newton")
 
 
-def searches(pipe, seed):
-    space = {"net__module__dropout": uniform(0.0, 0.8)}
+def searches(pipe, seed, study):
+    name, values, distribution, _, _ = STUDIES[study]
+    space = {name: distribution}
     return {
-        "GridSearchCV, 7 rates": GridSearchCV(
-            pipe, {"net__module__dropout": RATES}, cv=3
-        ),
+        f"GridSearchCV, {len(values)} values": GridSearchCV(pipe, {name: values}, cv=3),
         "HypergradSearchCV, cg (Hessian)": HypergradSearchCV(
             pipe, space, cv=3, random_state=seed, solver="cg"
         ),
@@ -58,15 +82,16 @@ def searches(pipe, seed):
     }
 
 
-def run(name, seed):
+def run(name, seed, study):
+    param, values, _, fixed, _ = STUDIES[study]
     X_tr, X_te, y_tr, y_te = load(name, seed)
     n_classes = len(np.unique(y_tr))
     pipe = classifier_pipeline(
         X_tr.shape[1], n_classes, hidden=256, max_epochs=DATASETS[name][2]
     )
-    pipe.set_params(net__optimizer__weight_decay=1e-4)
+    pipe.set_params(**fixed)
     rows = []
-    for label, search in searches(pipe, seed).items():
+    for label, search in searches(pipe, seed, study).items():
         grid = isinstance(search, GridSearchCV)
         Xs, ys = (
             (X_tr.astype(np.float32), y_tr.astype(np.int64)) if grid else (X_tr, y_tr)
@@ -81,78 +106,82 @@ def run(name, seed):
             "seed": seed,
             "search": label,
             "seconds": seconds,
-            "dropout": float(search.best_params_["net__module__dropout"]),
+            "value": float(search.best_params_[param]),
             "cv_accuracy": float(search.best_score_),
             "test_accuracy": test,
         }
         if grid:
             row["cv_curve"] = [float(v) for v in search.cv_results_["mean_test_score"]]
-            row["test_curve"] = _test_curve(pipe, X_tr, y_tr, X_te, y_te, seed)
+            row["test_curve"] = _test_curve(
+                pipe, param, values, (X_tr, y_tr, X_te, y_te), seed
+            )
         rows.append(row)
         print(
-            f"  {name} seed {seed} {label}: p={row['dropout']:.2f} "
+            f"  {name} seed {seed} {label}: value={row['value']:.3g} "
             f"cv={row['cv_accuracy']:.4f} test={test:.4f} {seconds:.1f}s",
             flush=True,
         )
     return rows
 
 
-def _test_curve(pipe, X_tr, y_tr, X_te, y_te, seed):
-    """Test accuracy of the net trained on all the training rows at each rate."""
+def _test_curve(pipe, param, values, data, seed):
+    """Test accuracy of the net trained on all the training rows at each value."""
+    X_tr, y_tr, X_te, y_te = data
     out = []
-    for rate in RATES:
+    for value in values:
         torch.manual_seed(seed)
-        net = pipe.set_params(net__module__dropout=rate)
+        net = pipe.set_params(**{param: value})
         net.fit(X_tr.astype(np.float32), y_tr.astype(np.int64))
         out.append(float(np.mean(net.predict(X_te.astype(np.float32)) == y_te)))
     return out
 
 
-def report(rows):
+def report(rows, values):
     for name in dict.fromkeys(r["dataset"] for r in rows):
         print(f"\n### {name}\n")
-        print("| search | dropout | CV accuracy | test accuracy | seconds |")
+        print("| search | value | CV accuracy | test accuracy | seconds |")
         print("|---|---|---|---|---|")
         for label in dict.fromkeys(r["search"] for r in rows):
             group = [r for r in rows if r["dataset"] == name and r["search"] == label]
             cells = [
                 _mean_se([r[k] for r in group])
-                for k in ("dropout", "cv_accuracy", "test_accuracy")
+                for k in ("value", "cv_accuracy", "test_accuracy")
             ]
             seconds = statistics.median(r["seconds"] for r in group)
             print(f"| {label} | " + " | ".join(cells) + f" | {seconds:.1f} |")
         grid = [r for r in rows if r["dataset"] == name and "test_curve" in r]
         cv = np.mean([r["cv_curve"] for r in grid], axis=0)
         test = np.mean([r["test_curve"] for r in grid], axis=0)
-        print("\nGrid curve (mean over seeds): rate | CV accuracy | test accuracy")
-        for rate, c, t in zip(RATES, cv, test):
-            print(f"  {rate:.1f} | {c:.4f} | {t:.4f}")
+        print("\nGrid curve (mean over seeds): value | CV accuracy | test accuracy")
+        for value, c, t in zip(values, cv, test):
+            print(f"  {value:g} | {c:.4f} | {t:.4f}")
 
 
 def _mean_se(values):
     if len(values) < 2:
-        return f"{values[0]:.4f}"
+        return f"{values[0]:.4g}"
     se = statistics.stdev(values) / np.sqrt(len(values))
-    return f"{statistics.fmean(values):.4f} ± {se:.4f}"
+    return f"{statistics.fmean(values):.4g} ± {se:.2g}"
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--first-seed", type=int, default=3)
-    parser.add_argument(
-        "--datasets", nargs="+", default=["digits300_noise20", "digits_noise20"]
-    )
+    parser.add_argument("--decay", action="store_true", help="the weight-decay study")
+    parser.add_argument("--datasets", nargs="+", default=None)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     warm_up()
+    study = "decay" if args.decay else "dropout"
+    values = STUDIES[study][1]
     rows = []
-    for name in args.datasets:
+    for name in args.datasets or STUDIES[study][4]:
         for seed in range(args.first_seed, args.first_seed + args.seeds):
-            rows.extend(run(name, seed))
-    report(rows)
-    path = save("dropout", {"rows": rows, "rates": RATES})
+            rows.extend(run(name, seed, study))
+    report(rows, values)
+    path = save(study, {"rows": rows, "values": values})
     print(f"\nsaved {path}")
 
 
