@@ -37,6 +37,7 @@ import torch
 from _common import classifier_pipeline, save, timed, warm_up
 from bench_search import DATASETS, load
 from scipy.stats import loguniform, uniform
+from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV
 
 from skhypergrad import HypergradSearchCV
@@ -130,7 +131,9 @@ def _test_curve(pipe, param, values, data, seed):
     out = []
     for value in values:
         torch.manual_seed(seed)
-        net = pipe.set_params(**{param: value})
+        # A fresh clone: a fitted skorch net keeps its old optimizer settings
+        # through set_params(optimizer__...) and a second fit.
+        net = clone(pipe).set_params(**{param: value})
         net.fit(X_tr.astype(np.float32), y_tr.astype(np.int64))
         out.append(float(np.mean(net.predict(X_te.astype(np.float32)) == y_te)))
     return out
