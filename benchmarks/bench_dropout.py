@@ -66,24 +66,25 @@ STUDIES = {
 GGN20 = CG(max_iter=20, damping=1e-3, curvature="gauss-newton")
 
 
-def searches(pipe, seed, study):
+def searches(pipe, seed, study, interval=1):
     name, values, distribution, _, _ = STUDIES[study]
     space = {name: distribution}
+    common = {"cv": 3, "random_state": seed, "hyper_interval": interval}
     return {
         f"GridSearchCV, {len(values)} values": GridSearchCV(pipe, {name: values}, cv=3),
         "HypergradSearchCV, cg (Hessian)": HypergradSearchCV(
-            pipe, space, cv=3, random_state=seed, solver="cg"
+            pipe, space, solver="cg", **common
         ),
         "HypergradSearchCV, default (Gauss-Newton cg-10)": HypergradSearchCV(
-            pipe, space, cv=3, random_state=seed
+            pipe, space, **common
         ),
         "HypergradSearchCV, Gauss-Newton cg-20": HypergradSearchCV(
-            pipe, space, cv=3, random_state=seed, solver=GGN20
+            pipe, space, solver=GGN20, **common
         ),
     }
 
 
-def run(name, seed, study):
+def run(name, seed, study, interval=1):
     param, values, _, fixed, _ = STUDIES[study]
     X_tr, X_te, y_tr, y_te = load(name, seed)
     n_classes = len(np.unique(y_tr))
@@ -92,7 +93,7 @@ def run(name, seed, study):
     )
     pipe.set_params(**fixed)
     rows = []
-    for label, search in searches(pipe, seed, study).items():
+    for label, search in searches(pipe, seed, study, interval).items():
         grid = isinstance(search, GridSearchCV)
         Xs, ys = (
             (X_tr.astype(np.float32), y_tr.astype(np.int64)) if grid else (X_tr, y_tr)
@@ -172,6 +173,9 @@ def main():
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--first-seed", type=int, default=3)
     parser.add_argument("--decay", action="store_true", help="the weight-decay study")
+    parser.add_argument(
+        "--hyper-interval", type=int, default=1, help="of every HypergradSearchCV"
+    )
     parser.add_argument("--datasets", nargs="+", default=None)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
@@ -182,9 +186,11 @@ def main():
     rows = []
     for name in args.datasets or STUDIES[study][4]:
         for seed in range(args.first_seed, args.first_seed + args.seeds):
-            rows.extend(run(name, seed, study))
+            rows.extend(run(name, seed, study, args.hyper_interval))
     report(rows, values)
-    path = save(study, {"rows": rows, "values": values})
+    tag = "" if args.hyper_interval == 1 else f"_interval{args.hyper_interval}"
+    seeds = "" if args.first_seed == 3 else f"_seeds{args.first_seed}"
+    path = save(study + tag + seeds, {"rows": rows, "values": values})
     print(f"\nsaved {path}")
 
 
