@@ -185,6 +185,7 @@ def _curvature(solver, parts, grads, params):
             f"solver={solver!r} uses the Gauss-Newton curvature, which needs the "
             "training loss in parts: make inner_loss return InnerParts(outputs, "
             "data_loss, penalty) with the model's output tensor, or use "
-            "curvature='hessian'."
+            "curvature='hessian' (in HypergradSearchCV, a module whose forward "
+            "returns a tuple needs solver='cg')."
         )
     return make_ggnvp(parts.outputs, parts.data_loss, params, parts.penalty)

@@ -159,7 +159,9 @@ def hyper_step(folds, state, optimizer, settings, generator, epoch) -> dict:
             continue
         try:
             grad, info = _fold_hypergradient(fold, state, settings, generator)
-        except (SkHypergradError, FloatingPointError) as exc:
+        except FloatingPointError as exc:
+            # SolverDivergedError included: a diverged step is skipped. Any other
+            # error (a misconfigured solver, out of memory) propagates.
             reasons.append(f"split {fold.index}: {exc}")
             continue
         grads[fold.index] = grad
