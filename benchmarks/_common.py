@@ -105,6 +105,30 @@ def markdown_table(summary, keys, fmt="{:.4f}"):
     return "\n".join(lines)
 
 
+def numeric_params(best_params):
+    """``best_params_`` as numbers for the tables: a vector decay (refit through
+    ``optimizer__param_groups`` or a ``WeightDecayPenalty`` callback) becomes
+    the geometric mean of its values under ``..optimizer__weight_decay``."""
+    out = {}
+    for key, value in best_params.items():
+        prefix, _, name = key.rpartition("optimizer__")
+        if name == "param_groups":
+            decays = [options["weight_decay"] for _, options in value]
+            out[prefix + "optimizer__weight_decay"] = _geometric_mean(decays)
+        elif key.endswith("callbacks"):
+            penalties = [cb.values for _, cb in value if hasattr(cb, "values")]
+            if penalties:
+                decay_key = key[: -len("callbacks")] + "optimizer__weight_decay"
+                out[decay_key] = _geometric_mean(np.concatenate(penalties))
+        elif isinstance(value, int | float | np.number) and key not in out:
+            out[key] = float(value)
+    return out
+
+
+def _geometric_mean(values):
+    return float(np.exp(np.mean(np.log(np.asarray(values, dtype=float)))))
+
+
 def save(name, payload):
     """Write ``payload`` with the machine's description to ``results/<name>.json``."""
     RESULTS.mkdir(exist_ok=True)

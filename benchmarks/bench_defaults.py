@@ -24,7 +24,7 @@ import warnings
 
 import numpy as np
 import torch
-from _common import RESULTS, save, timed, warm_up
+from _common import RESULTS, numeric_params, save, timed, warm_up
 from bench_search import (
     DATASETS,
     DROPOUT_RANGE,
@@ -101,7 +101,7 @@ def run(name, seed, configs):
         row = {"dataset": name, "config": label, "seed": seed, "seconds": seconds}
         row.update(evaluate(search, task, X_te, y_te))
         row["score"] = row.get("accuracy", row.get("r2"))
-        row["best_params"] = {k: float(v) for k, v in search.best_params_.items()}
+        row["best_params"] = numeric_params(search.best_params_)
         rows.append(row)
         print(
             f"  {name} seed={seed} {label:<22} {seconds:6.1f}s "

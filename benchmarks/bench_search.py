@@ -22,7 +22,7 @@ import warnings
 
 import numpy as np
 import torch
-from _common import MLP, RESULTS, save, timed, warm_up
+from _common import MLP, RESULTS, numeric_params, save, timed, warm_up
 from scipy.stats import loguniform, uniform
 from sklearn.base import clone
 from sklearn.datasets import (
@@ -31,8 +31,14 @@ from sklearn.datasets import (
     load_digits,
     make_classification,
 )
+from sklearn.experimental import enable_halving_search_cv  # noqa: F401
 from sklearn.metrics import accuracy_score, log_loss, mean_squared_error, r2_score
-from sklearn.model_selection import GridSearchCV, RandomizedSearchCV, train_test_split
+from sklearn.model_selection import (
+    GridSearchCV,
+    HalvingRandomSearchCV,
+    RandomizedSearchCV,
+    train_test_split,
+)
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from skorch import NeuralNetClassifier, NeuralNetRegressor
@@ -171,6 +177,22 @@ def searches(pipe, seed, task, quick):
             RandomizedSearchCV(pipe, space, n_iter=budget, cv=CV, random_state=seed),
             budget * CV + 1,
         ),
+        # scikit-learn's own fast peer: successive halving over the epochs (many
+        # candidates for a few epochs, the survivors longer). "trainings" counts
+        # full-length equivalents: the epochs it trains, over max_epochs.
+        "HalvingRandomSearchCV (epochs)": (
+            HalvingRandomSearchCV(
+                pipe,
+                space,
+                resource="net__max_epochs",
+                max_resources=pipe.get_params()["net__max_epochs"],
+                min_resources=max(2, pipe.get_params()["net__max_epochs"] // 9),
+                factor=3,
+                cv=CV,
+                random_state=seed,
+            ),
+            None,
+        ),
         "HypergradSearchCV": (
             HypergradSearchCV(pipe, space, cv=CV, random_state=seed),
             CV + 1,
@@ -264,6 +286,11 @@ def run(name, seed, quick, only=None):
             except Exception as exc:  # recorded, not hidden
                 SKIPPED[search_name] = f"{type(exc).__name__}: {exc}"[:300]
                 continue
+        if trainings is None:  # successive halving: full-length equivalents
+            epochs_trained = sum(
+                c * r for c, r in zip(search.n_candidates_, search.n_resources_)
+            )
+            trainings = epochs_trained * CV / epochs + 1
         row = {
             "dataset": name,
             "search": search_name,
@@ -273,9 +300,7 @@ def run(name, seed, quick, only=None):
         }
         row.update(evaluate(search, task, X_te, y_te))
         if hasattr(search, "best_params_"):
-            row["best_params"] = {
-                k: float(np.mean(v)) for k, v in search.best_params_.items()
-            }
+            row["best_params"] = numeric_params(search.best_params_)
         if hasattr(search, "path_"):
             row["hypersteps"] = len(search.path_["epoch"])
             row["skipped_hypersteps"] = int(sum(search.path_["skipped"]))

@@ -13,7 +13,15 @@ import statistics
 
 import numpy as np
 import torch
-from _common import classifier_pipeline, markdown_table, save, summarise, timed, warm_up
+from _common import (
+    classifier_pipeline,
+    markdown_table,
+    numeric_params,
+    save,
+    summarise,
+    timed,
+    warm_up,
+)
 from scipy.stats import loguniform, uniform
 from sklearn.datasets import load_digits
 from sklearn.metrics import accuracy_score, log_loss
@@ -60,7 +68,7 @@ def run_seed(seed, epochs, cv):
                 "test_accuracy": accuracy_score(y_te, proba.argmax(1)),
                 "test_log_loss": log_loss(y_te, proba, labels=np.arange(10)),
                 "best_params": {
-                    k: float(np.mean(v)) for k, v in search.best_params_.items()
+                    k: v for k, v in numeric_params(search.best_params_).items()
                 },
             }
         )
