@@ -102,19 +102,23 @@ class HyperState:
             for entry, raw in zip(self.entries, self.raw)
         ]
 
-    def to_values(self, dtype):
-        """A function mapping a split's raw tensors to values of ``dtype``."""
+    def to_values(self, like):
+        """A function mapping a split's raw tensors to values with ``like``'s
+        dtype and device (the raw values stay float64 on the CPU)."""
 
         def values(raw):
-            return [e.real.from_raw(r).to(dtype) for e, r in zip(self.entries, raw)]
+            return [
+                e.real.from_raw(r).to(device=like.device, dtype=like.dtype)
+                for e, r in zip(self.entries, raw)
+            ]
 
         return values
 
     def apply(self, fold) -> None:
         """Give a split's bindings the current values for training."""
-        dtype = next(fold.net.module_.parameters()).dtype
+        like = next(fold.net.module_.parameters())
         with torch.no_grad():
-            values = self.to_values(dtype)(self.for_fold(fold.index))
+            values = self.to_values(like)(self.for_fold(fold.index))
             for binding, value in zip(fold.bindings, values):
                 binding.apply(value.detach())
 
@@ -202,12 +206,11 @@ def _fold_hypergradient(fold, state, settings, generator):
     train_batch = sample_batch(data["Xt_tr"], data["y_tr"], size, generator)
     valid_batch = sample_batch(data["Xt_val"], data["y_val"], 2 * size, generator)
     raw = [r.detach().clone().requires_grad_(True) for r in state.for_fold(fold.index)]
-    dtype = next(fold.net.module_.parameters()).dtype
     return net_hypergradient(
         fold.net,
         fold.bindings,
         raw,
-        state.to_values(dtype),
+        state.to_values(next(fold.net.module_.parameters())),
         train_batch,
         valid_batch,
         settings.solver,
