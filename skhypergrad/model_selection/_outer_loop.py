@@ -308,12 +308,11 @@ def run_candidate(task, X, y, splits, settings):
 
 
 def _build_folds(task, X, y, splits, settings):
-    folds = []
-    for index, (train, test) in enumerate(splits):
-        fold = Fold(index, train, test)
-        try:
-            build_fold(
-                fold,
+    folds = [Fold(index, train, test) for index, (train, test) in enumerate(splits)]
+    for fold in folds:
+        _guarded(
+            lambda f: build_fold(
+                f,
                 task.estimator,
                 task.step,
                 X,
@@ -321,14 +320,10 @@ def _build_folds(task, X, y, splits, settings):
                 task.entries,
                 settings,
                 task.fit_params,
-            )
-        except SkHypergradError:
-            raise
-        except Exception as exc:
-            if settings.error_score == "raise":
-                raise
-            fold.error = exc
-        folds.append(fold)
+            ),
+            fold,
+            settings,
+        )
     return folds
 
 
