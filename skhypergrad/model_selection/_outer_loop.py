@@ -265,7 +265,7 @@ def due_epochs(settings, max_epochs) -> list:
     ]
 
 
-def run_candidate(task, X, y, splits, settings):
+def run_candidate(task, X, y, splits, settings, on_epoch=None):
     """Run one candidate from one starting point; return one row per epoch value.
 
     Parameters
@@ -276,6 +276,10 @@ def run_candidate(task, X, y, splits, settings):
     X, y : data, already cast
     splits : list of (train, test) index arrays
     settings : Settings
+    on_epoch : callable, optional
+        Called after every epoch with the hyper-step's path record (or None
+        when no hyper-step followed it): the progress bar of a job run in the
+        search's own process.
 
     Returns
     -------
@@ -304,7 +308,7 @@ def run_candidate(task, X, y, splits, settings):
         folds = _build_folds(task, X, y, splits, settings)
         if not any(f.error is None for f in folds):
             return [_row(task, e, folds, [], None, settings) for e in task.epochs]
-        return _train(task, folds, settings, generator)
+        return _train(task, folds, settings, generator, on_epoch)
 
 
 def _build_folds(task, X, y, splits, settings):
@@ -327,7 +331,7 @@ def _build_folds(task, X, y, splits, settings):
     return folds
 
 
-def _train(task, folds, settings, generator):
+def _train(task, folds, settings, generator, on_epoch=None):
     max_epochs = max(task.epochs)
     state = HyperState(task.entries, task.start, folds)
     for fold in folds:
@@ -355,6 +359,8 @@ def _train(task, folds, settings, generator):
         if not any(f.active for f in folds):
             break
         if epoch not in due:
+            if on_epoch is not None:
+                on_epoch(path[-1] if path else None)
             continue
         record = _step(folds, state, (optimizer, scheduler), settings, generator, epoch)
         record["values"] = {
@@ -367,6 +373,8 @@ def _train(task, folds, settings, generator):
                 tail.add(len(path), tensors)
         path.append(record)
         _log_step(record, settings)
+        if on_epoch is not None:
+            on_epoch(record)
     for epoch in task.epochs[len(rows) :]:  # every split stopped early
         snapshot(epoch)
     for fold in folds:

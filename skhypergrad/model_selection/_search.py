@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 import torch
-from joblib import Parallel, delayed
+from joblib import Parallel, delayed, effective_n_jobs
 from sklearn.base import clone, is_classifier
 from sklearn.model_selection import check_cv
 from sklearn.model_selection._search import BaseSearchCV
@@ -34,6 +34,7 @@ from ..utils._validation import (
 )
 from ._boundary import DataBoundaryMixin
 from ._outer_loop import CandidateTask, Settings, run_candidate
+from ._progress import SearchProgress
 from ._results import more_results, path_table, warn_skipped
 from ._space import make_candidates, resolve_space
 
@@ -81,7 +82,10 @@ return_train_score
         As in ``GridSearchCV``. ``n_jobs`` runs candidates and starting points
         in parallel through joblib (the active ``joblib.parallel_config``
         backend decides where: processes, Dask, Ray). ``return_train_score``
-        defaults to False.
+        defaults to False. ``verbose=1`` prints GridSearchCV's summary line
+        and shows a tqdm progress bar over the epochs of every candidate and
+        the refit, with the last validation loss and tuned values; ``verbose=2``
+        also lets the split networks print their epoch tables; 0 is silent.
     random_state : int, RandomState instance or None, default=None
         Seeds the networks, minibatches, outer draws, starting points and
         refit. The same value repeats a CPU run exactly.
@@ -343,7 +347,21 @@ return_train_score
         net_params = _net_fit_params(routed.estimator.fit, step)
         splits = self._make_splits(X, y, routed.splitter.split)
         settings = self._settings(scorers, routed.scorer.score)
-        results, rows = self._search(X, y, subspaces, splits, settings, net_params)
+        progress = SearchProgress(self.verbose, bool(self.refit))
+        try:
+            plan = (subspaces, splits, settings, net_params, step, refit_metric)
+            self._fit_search(X, y, plan, progress)
+        finally:
+            progress.close()
+        self.scorer_ = getattr(scorers, "_scorers", scorers)
+        return self
+
+    def _fit_search(self, X, y, plan, progress):
+        """The search, the choice of the best row and the refit."""
+        subspaces, splits, settings, net_params, step, refit_metric = plan
+        results, rows = self._search(
+            X, y, subspaces, splits, settings, net_params, progress
+        )
         self.multimetric_ = isinstance(rows[0]["out"][0]["test_scores"], dict)
         if self.refit or not self.multimetric_:
             with sklearn_errors("refit"):
@@ -358,9 +376,8 @@ return_train_score
             self.path_ = self.paths_[self.best_index_]
         if self.refit:
             self._refit(X, y, net_params, step)
-        self.scorer_ = getattr(scorers, "_scorers", scorers)
+            progress.close(refitted=True)
         self.cv_results_ = results
-        return self
 
     def _forget_fit(self):
         # A refit that fails or is interrupted must not leave the results of
@@ -418,14 +435,13 @@ return_train_score
             cast_inputs=self.cast_inputs,
         )
 
-    def _search(self, X, y, subspaces, splits, settings, net_params):
+    def _search(self, X, y, subspaces, splits, settings, net_params, progress):
         sample_seed, self._refit_seed, start_seed = spawn_seeds(self.random_state, 3)
         rows = []
 
         def evaluate_candidates(candidates):
             tasks = self._tasks(list(candidates), subspaces, net_params, start_seed)
-            logger.log(
-                logging.INFO if self.verbose else logging.DEBUG,
+            logger.debug(
                 "Fitting %d folds for each of %d candidates (%d starting points "
                 "each), totalling %d trainings",
                 len(splits),
@@ -433,9 +449,10 @@ return_train_score
                 self.n_starts,
                 len(tasks) * len(splits),
             )
+            progress.start(tasks, len(splits), self.n_starts)
             rows.extend(
                 r
-                for task_rows in self._run(tasks, X, y, splits, settings)
+                for task_rows in self._run(tasks, X, y, splits, settings, progress)
                 for r in task_rows
             )
 
@@ -491,10 +508,24 @@ return_train_score
                 )
         return tasks
 
-    def _run(self, tasks, X, y, splits, settings):
-        jobs = (delayed(run_candidate)(t, X, y, splits, settings) for t in tasks)
+    def _run(self, tasks, X, y, splits, settings, progress):
+        # In this process (n_jobs=1) every epoch moves the bar; in workers, each
+        # finished job does.
+        here = effective_n_jobs(self.n_jobs) == 1
+        callbacks = [progress.for_task(t) if here else None for t in tasks]
+        jobs = (
+            delayed(run_candidate)(t, X, y, splits, settings, on_epoch=c)
+            for t, c in zip(tasks, callbacks)
+        )
+        parallel = Parallel(
+            n_jobs=self.n_jobs, pre_dispatch=self.pre_dispatch, return_as="generator"
+        )
         try:
-            return Parallel(n_jobs=self.n_jobs, pre_dispatch=self.pre_dispatch)(jobs)
+            results = []
+            for task, callback, result in zip(tasks, callbacks, parallel(jobs)):
+                progress.task_done(task, getattr(callback, "counted", 0))
+                results.append(result)
+            return results
         except Exception as exc:
             if not _is_worker_failure(exc):
                 raise

@@ -374,3 +374,32 @@ def test_gauss_newton_solver_runs_the_search(classification_data, make_classifie
     # PSD curvature: CG does not stop at negative curvature after 1-2 steps.
     assert min(search.path_["solver_iter"]) > 5
     assert len(set(search.path_["module__dropout"])) > 1
+
+
+# ------------------------------------------------------------------ progress
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_verbose_shows_summary_and_a_bar_to_the_end_of_the_refit(
+    classification_data, make_classifier, capsys, n_jobs
+):
+    X, y = classification_data
+    space = {"module__hidden": [4, 8], "optimizer__weight_decay": DECAY}
+
+    _search(make_classifier(max_epochs=3), space, verbose=1, n_jobs=n_jobs).fit(X, y)
+
+    captured = capsys.readouterr()
+    # the summary on stdout, as GridSearchCV prints it; the bar on stderr
+    assert "Fitting 2 folds for each of 2 candidates" in captured.out
+    assert "totalling 4 trainings" in captured.out
+    err = captured.err
+    assert "HypergradSearchCV: 100%" in err
+    assert "7/7" in err  # 2 candidates x 3 epochs + the refit
+
+
+def test_verbose_zero_prints_nothing(classification_data, make_classifier, capsys):
+    X, y = classification_data
+
+    _search(make_classifier(max_epochs=3), {"optimizer__weight_decay": DECAY}).fit(X, y)
+
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == ""

@@ -1,0 +1,94 @@
+"""The search's progress bar (``verbose >= 1``): tqdm, over the epochs that
+every candidate trains, from the first epoch to the end of the refit."""
+
+from __future__ import annotations
+
+import math
+
+
+class SearchProgress:
+    """A tqdm bar counting candidate-epochs, plus GridSearchCV's summary line.
+
+    Parameters
+    ----------
+    verbose : int
+        Nothing is shown below 1.
+    refit : bool
+        Whether a refit follows (one more step on the bar).
+    """
+
+    def __init__(self, verbose, refit):
+        self.verbose = verbose
+        self.refit = refit
+        self.bar = None
+
+    def start(self, tasks, n_splits, n_starts) -> None:
+        """Print the summary line and open the bar (``verbose >= 1`` only)."""
+        if self.verbose < 1:
+            return
+        from tqdm.auto import tqdm
+
+        n_candidates = len(tasks) // n_starts
+        tqdm.write(
+            f"Fitting {n_splits} folds for each of {n_candidates} candidates "
+            f"({n_starts} starting point{'s' if n_starts > 1 else ''} each), "
+            f"totalling {len(tasks) * n_splits} trainings"
+        )
+        total = sum(max(t.epochs) for t in tasks) + bool(self.refit)
+        self.bar = tqdm(total=total, unit="epoch", desc="HypergradSearchCV")
+
+    def for_task(self, task):
+        """A callback ``on_epoch(record)`` for a job run in this process."""
+        if self.bar is None:
+            return None
+        return _TaskProgress(self, max(task.epochs))
+
+    def task_done(self, task, counted=0) -> None:
+        """Count what a finished job did not report (all of it, if run elsewhere)."""
+        if self.bar is not None:
+            self.bar.update(max(0, max(task.epochs) - counted))
+
+    def show(self, record) -> None:
+        """Show the last hyper-step's validation loss and values."""
+        if self.bar is None or record is None:
+            return
+        postfix = {"val_loss": _short(record["val_loss"])}
+        postfix.update({_tail(k): _short(v) for k, v in record["values"].items()})
+        self.bar.set_postfix(postfix, refresh=False)
+
+    def close(self, refitted=False) -> None:
+        """Count the refit and close the bar."""
+        if self.bar is None:
+            return
+        if refitted:
+            self.bar.update(1)
+        self.bar.close()
+        self.bar = None
+
+
+class _TaskProgress:
+    """Counts the epochs of one job run in this process."""
+
+    def __init__(self, progress, epochs):
+        self.progress = progress
+        self.epochs = epochs
+        self.counted = 0
+
+    def __call__(self, record=None) -> None:
+        if self.counted < self.epochs:
+            self.progress.bar.update(1)
+            self.counted += 1
+        self.progress.show(record)
+
+
+def _tail(name: str) -> str:
+    return name.rsplit("__", 1)[-1]
+
+
+def _short(value) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "nan"
+    return f"{value:.3g}"
+
+
+__all__ = ["SearchProgress"]
