@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 import traceback
@@ -12,7 +13,7 @@ import torch
 from sklearn.base import clone
 from sklearn.model_selection._validation import _score
 from sklearn.utils.validation import _check_method_params
-from skorch.callbacks import Callback
+from skorch.callbacks import Callback, PrintLog
 from skorch.dataset import Dataset
 from skorch.helper import predefined_split
 
@@ -20,6 +21,7 @@ from ..bilevel import take_rows
 from ..exceptions import InvalidInputError
 from ..net import check_skorch_traps
 from ..penalties import trainable_parameters
+from ._progress import print_labelled
 
 HOOKS_NAME = "skhypergrad_hooks"
 
@@ -89,6 +91,8 @@ def build_fold(fold, estimator, step, X, y, entries, settings, fit_params):
         overrides.update(entry.net_overrides(net))
     net.set_params(**overrides)
     net.initialize()
+    if settings.verbose >= 2:
+        _label_epoch_tables(net, f"split {fold.index}")
     _materialize_lazy(net, Xt_tr)
     check_skorch_traps(net, Xt_tr, y_tr)
     fold.bindings = [entry.bind(net) for entry in entries]
@@ -105,6 +109,13 @@ def build_fold(fold, estimator, step, X, y, entries, settings, fit_params):
         "fit_params": _check_method_params(X, fit_params, indices=fold.train),
     }
     fold.fit_time = time.perf_counter() - start
+
+
+def _label_epoch_tables(net, label) -> None:
+    """Prefix the lines of the net's epoch table with its split."""
+    for _, callback in net.callbacks_:
+        if isinstance(callback, PrintLog) and callback.sink is print:
+            callback.sink = functools.partial(print_labelled, label=label)
 
 
 @torch.no_grad()

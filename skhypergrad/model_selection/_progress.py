@@ -1,5 +1,7 @@
-"""The search's progress bar (``verbose >= 1``): tqdm, over the epochs that
-every candidate trains, from the first epoch to the end of the refit."""
+"""What the search shows while it runs: with ``verbose >= 1`` GridSearchCV's
+summary line and a tqdm bar over the epochs every candidate trains, to the end
+of the refit; with ``verbose >= 2`` also a table row per hyper-step, and the
+split networks' own epoch tables, each line labelled with its split."""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ class SearchProgress:
         self.verbose = verbose
         self.refit = refit
         self.bar = None
+        self._last = None
 
     def start(self, tasks, n_splits, n_starts) -> None:
         """Print the summary line and open the bar (``verbose >= 1`` only)."""
@@ -43,18 +46,24 @@ class SearchProgress:
             return None
         return _TaskProgress(self, max(task.epochs))
 
-    def task_done(self, task, counted=0) -> None:
+    def task_done(self, task, counted, rows) -> None:
         """Count what a finished job did not report (all of it, if run elsewhere)."""
-        if self.bar is not None:
-            self.bar.update(max(0, max(task.epochs) - counted))
+        if self.bar is None:
+            return
+        self.bar.update(max(0, max(task.epochs) - counted))
+        if not counted and rows and rows[-1]["path"]:  # ran in a worker
+            for record in rows[-1]["path"]:
+                self.show(record)
 
     def show(self, record) -> None:
-        """Show the last hyper-step's validation loss and values."""
+        """Show the last hyper-step's validation loss and values (and its row)."""
         if self.bar is None or record is None:
             return
-        postfix = {"val_loss": _short(record["val_loss"])}
-        postfix.update({_tail(k): _short(v) for k, v in record["values"].items()})
-        self.bar.set_postfix(postfix, refresh=False)
+        values = {_tail(k): _short(v) for k, v in record["values"].items()}
+        self.bar.set_postfix({"val_loss": _short(record["val_loss"]), **values})
+        if self.verbose >= 2 and record is not self._last:
+            self._last = record
+            self.bar.write(_step_line(record, values))
 
     def close(self, refitted=False) -> None:
         """Count the refit and close the bar."""
@@ -79,6 +88,26 @@ class _TaskProgress:
             self.progress.bar.update(1)
             self.counted += 1
         self.progress.show(record)
+
+
+def _step_line(record, values) -> str:
+    status = "skipped: " + record["reason"] if record["skipped"] else ""
+    cells = [
+        f"hyper-step after epoch {record['epoch']:>3}",
+        f"val_loss {_short(record['val_loss']):>8}",
+        f"|grad| {_short(record['hypergrad_norm']):>8}",
+        f"solver iters {record['solver_iter']:>4.1f}",
+        " ".join(f"{k}={v}" for k, v in values.items()),
+    ]
+    return "  ".join(cells) + (f"  {status}" if status else "")
+
+
+def print_labelled(text, label) -> None:
+    """Print a skorch epoch table line by line, prefixed with ``[label]``."""
+    from tqdm.auto import tqdm
+
+    for line in str(text).splitlines():
+        tqdm.write(f"[{label}] {line}")
 
 
 def _tail(name: str) -> str:

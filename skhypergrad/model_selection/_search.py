@@ -85,7 +85,8 @@ return_train_score
         defaults to False. ``verbose=1`` prints GridSearchCV's summary line
         and shows a tqdm progress bar over the epochs of every candidate and
         the refit, with the last validation loss and tuned values; ``verbose=2``
-        also lets the split networks print their epoch tables; 0 is silent.
+        adds a line per hyper-step and the split networks' epoch tables, each
+        line prefixed ``[split k]``; 0 is silent.
     random_state : int, RandomState instance or None, default=None
         Seeds the networks, minibatches, outer draws, starting points and
         refit. The same value repeats a CPU run exactly.
@@ -523,7 +524,7 @@ return_train_score
         try:
             results = []
             for task, callback, result in zip(tasks, callbacks, parallel(jobs)):
-                progress.task_done(task, getattr(callback, "counted", 0))
+                progress.task_done(task, getattr(callback, "counted", 0), result)
                 results.append(result)
             return results
         except Exception as exc:

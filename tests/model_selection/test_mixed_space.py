@@ -403,3 +403,22 @@ def test_verbose_zero_prints_nothing(classification_data, make_classifier, capsy
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err == ""
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_verbose_two_labels_split_tables_and_prints_a_row_per_hyper_step(
+    classification_data, make_classifier, capsys, n_jobs
+):
+    X, y = classification_data
+    net = make_classifier(max_epochs=4)
+
+    search = _search(net, {"optimizer__weight_decay": DECAY}, verbose=2, n_jobs=n_jobs)
+    search.fit(X, y)
+
+    out = capsys.readouterr().out
+    steps = [line for line in out.splitlines() if line.startswith("hyper-step after")]
+    assert len(steps) == len(search.path_["epoch"])
+    assert "weight_decay=" in steps[0]
+    if n_jobs == 1:  # worker processes print their tables where they run
+        assert "[split 0]   epoch    train_loss" in out
+        assert "[split 1]" in out
