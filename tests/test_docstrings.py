@@ -14,6 +14,7 @@ PUBLIC_MODULES = [
     "skhypergrad.exceptions",
     "skhypergrad.families",
     "skhypergrad.bilevel",
+    "skhypergrad.plotting",
 ]
 DOCTEST_MODULES = [
     "skhypergrad.hypergrad._hypergradient",
