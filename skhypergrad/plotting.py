@@ -11,6 +11,7 @@ import numbers
 import numpy as np
 
 from .exceptions import InvalidInputError
+from .model_selection._results import PATH_KEYS
 from .penalties import parameter_layout
 
 
@@ -61,7 +62,7 @@ def plot_path(search, *, ax=None, rows=None):
     loss_ax = ax.twinx()
     for row in rows:
         path = search.paths_[row]
-        names = [k for k in path if k not in _PATH_KEYS]
+        names = [k for k in path if k not in PATH_KEYS]
         for name in names:
             ax.plot(path["epoch"], path[name], marker="o", label=f"{name} (row {row})")
         loss_ax.plot(path["epoch"], path["val_loss"], linestyle="--", alpha=0.6)
@@ -103,7 +104,7 @@ def plot_candidates(search, *, ax=None, metric="score"):
     if hasattr(search, "best_index_"):
         ax.plot(search.best_index_, mean[search.best_index_], "r*", markersize=14)
     ax.set_xticks(positions)
-    tuned = set(search.paths_[0]) - _PATH_KEYS if search.paths_ else set()
+    tuned = set(search.paths_[0]) - set(PATH_KEYS) if search.paths_ else set()
     ax.set_xticklabels([_outer_label(p, tuned) for p in results["params"]], rotation=45)
     ax.set_ylabel(f"mean CV {metric}")
     ax.set_xlabel("candidate (outer values; tuned values inside)")
@@ -184,16 +185,5 @@ def _outer_label(params, tuned) -> str:
         or "-"
     )
 
-
-_PATH_KEYS = {
-    "epoch",
-    "hyper_lr",
-    "val_loss",
-    "hypergrad_norm",
-    "solver_iter",
-    "skipped",
-    "reason",
-    "at_bound",
-}
 
 __all__ = ["plot_candidates", "plot_layer_decays", "plot_path"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+from scipy.stats import rankdata
 
 from ..exceptions import HyperstepSkippedWarning
 
@@ -33,10 +34,9 @@ def more_results(rows) -> dict:
     more = {f"split{k}_test_loss": losses[:, k] for k in range(n_splits)}
     more["mean_test_loss"] = losses.mean(1)
     more["std_test_loss"] = losses.std(1)
+    # Ties share the best rank and failed rows come last, as GridSearchCV ranks.
     key = np.where(np.isnan(more["mean_test_loss"]), np.inf, more["mean_test_loss"])
-    more["rank_test_loss"] = (np.argsort(np.argsort(key, kind="stable")) + 1).astype(
-        np.int32
-    )
+    more["rank_test_loss"] = rankdata(key, method="min").astype(np.int32)
     more["n_hypersteps"] = np.array([len(r["path"]) for r in rows])
     more["n_skipped_hypersteps"] = np.array(
         [sum(rec["skipped"] for rec in r["path"]) for r in rows]
@@ -44,7 +44,8 @@ def more_results(rows) -> dict:
     return {k: list(v) for k, v in more.items()}
 
 
-_PATH_KEYS = (
+# The columns of path_ besides the tuned values.
+PATH_KEYS = (
     "epoch",
     "hyper_lr",
     "val_loss",
@@ -57,7 +58,7 @@ _PATH_KEYS = (
 
 
 def path_table(records, values):
-    table = {k: [r.get(k) for r in records] for k in _PATH_KEYS}
+    table = {k: [r.get(k) for r in records] for k in PATH_KEYS}
     for name in values:
         table[name] = [r["values"][name] for r in records]
     return table

@@ -422,3 +422,14 @@ def test_verbose_two_labels_split_tables_and_prints_a_row_per_hyper_step(
     if n_jobs == 1:  # worker processes print their tables where they run
         assert "[split 0]   epoch    train_loss" in out
         assert "[split 1]" in out
+
+
+def test_rank_test_loss_ranks_ties_as_grid_search_does():
+    from skhypergrad.model_selection._results import more_results
+
+    def row(loss):
+        return {"out": [{"loss": loss}, {"loss": loss}], "path": []}
+
+    more = more_results([row(0.5), row(0.2), row(0.5), row(float("nan"))])
+
+    assert list(more["rank_test_loss"]) == [2, 1, 2, 4]
