@@ -29,13 +29,11 @@ import warnings
 
 import numpy as np
 import torch
-from _common import MLP, save, timed, warm_up
+from _common import classifier_pipeline, save, timed, warm_up
 from joblib import parallel_config
 from scipy.stats import loguniform
 from sklearn.datasets import load_digits, make_classification
 from sklearn.model_selection import GridSearchCV, train_test_split
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
 from skorch import NeuralNetClassifier
 from torch import nn
 
@@ -120,27 +118,8 @@ def _digits():
 
 
 def _digits_net(max_epochs):
-    return Pipeline(
-        [
-            ("scale", StandardScaler()),
-            (
-                "net",
-                NeuralNetClassifier(
-                    MLP,
-                    module__n_features=64,
-                    module__n_classes=10,
-                    module__dropout=0.0,
-                    criterion=nn.CrossEntropyLoss,
-                    optimizer=torch.optim.Adam,
-                    max_epochs=max_epochs,
-                    lr=1e-3,
-                    batch_size=128,
-                    train_split=None,
-                    verbose=0,
-                ),
-            ),
-        ]
-    )
+    pipe = classifier_pipeline(64, 10, max_epochs=max_epochs)
+    return pipe.set_params(net__module__dropout=0.0)
 
 
 def njobs(repeats, quick):
