@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import time
@@ -53,11 +54,35 @@ class Fold:
     fit_time: float = 0.0
     error: BaseException | None = None
     stopped: bool = False
+    seed: int = 0
+    rng_state: torch.Tensor | None = None
+    generator: torch.Generator | None = None
+
+    def __post_init__(self):
+        # Every split draws from its own streams (weight init, shuffling,
+        # dropout masks; the hyper-steps' minibatches), so that a split gives
+        # the same numbers whether it trains next to the others in one
+        # process or alone in a worker.
+        self.generator = torch.Generator().manual_seed(self.seed)
+        self.rng_state = torch.Generator().manual_seed(self.seed + 1).get_state()
 
     @property
     def active(self) -> bool:
         """Whether the split is still training."""
         return self.error is None and not self.stopped
+
+    @contextlib.contextmanager
+    def rng(self, keep: bool = True):
+        """Run with torch's global generator set to this split's stream.
+
+        With ``keep=False`` the draws made inside are forgotten (scoring a
+        split mid-training leaves its training as it would be without it).
+        """
+        with torch.random.fork_rng(devices=[]):
+            torch.set_rng_state(self.rng_state)
+            yield
+            if keep:
+                self.rng_state = torch.get_rng_state()
 
 
 def build_fold(fold, estimator, step, X, y, entries, settings, fit_params):
@@ -202,15 +227,17 @@ def score_fold(fold, settings) -> dict:
     n_test = len(fold.test)
     if fold.error is not None:
         failed = _error_scores(settings)
-        return {
+        out = {
             "fit_error": "".join(traceback.format_exception(fold.error)),
             "test_scores": failed,
-            "train_scores": failed,
             "n_test_samples": n_test,
             "fit_time": fold.fit_time,
             "score_time": 0.0,
             "loss": math.nan,
         }
+        if settings.return_train_score:  # the keys of a split that trained
+            out["train_scores"] = failed
+        return out
     start = time.perf_counter()
     data = fold.data
     test = _score(

@@ -24,6 +24,8 @@ from torch.optim.swa_utils import AveragedModel
 from ..bilevel import net_hypergradient, sample_batch
 from ..exceptions import InvalidInputError, SkHypergradError
 from ..penalties import parameter_layout
+from ..utils._random import spawn_seeds
+from ._exchange import GlooExchange, LocalExchange, pack
 from ._fold import (
     Fold,
     build_fold,
@@ -63,28 +65,30 @@ class HyperState:
     """Raw (unconstrained) values of the tuned entries.
 
     A shared entry has one raw tensor, moved by the splits' mean
-    hypergradient; a ``per_fold`` entry has one per split.
+    hypergradient; a ``per_fold`` entry has one per split (only the splits
+    that live in this process).
     """
 
-    def __init__(self, entries, starts, folds):
+    def __init__(self, entries, starts, folds, shared_sizes):
         self.entries = entries
         self.raw = []
-        for entry in entries:
+        for entry, size in zip(entries, shared_sizes):
+            start = starts[entry.name]
             if entry.per_fold:
                 self.raw.append(
                     {
-                        f.index: self._tensor(entry, starts[entry.name], f)
+                        f.index: self._tensor(
+                            entry, start, entry.size(f.net, len(f.train))
+                        )
                         for f in folds
                         if f.error is None
                     }
                 )
             else:
-                fold = next(f for f in folds if f.error is None)
-                self.raw.append(self._tensor(entry, starts[entry.name], fold))
+                self.raw.append(self._tensor(entry, start, int(size)))
 
     @staticmethod
-    def _tensor(entry, value, fold):
-        size = entry.size(fold.net, len(fold.train))
+    def _tensor(entry, value, size):
         raw = torch.as_tensor(entry.real.to_raw(value), dtype=torch.float64)
         return raw.reshape(1).expand(size).clone().requires_grad_(True)
 
@@ -101,6 +105,10 @@ class HyperState:
             raw[index] if entry.per_fold else raw
             for entry, raw in zip(self.entries, self.raw)
         ]
+
+    def shared(self) -> list:
+        """The raw tensors of the shared entries."""
+        return [r for e, r in zip(self.entries, self.raw) if not e.per_fold]
 
     def to_values(self, like):
         """A function mapping a split's raw tensors to values with ``like``'s
@@ -150,43 +158,62 @@ class TailAverage:
         return [p.detach().clone() for p in self.average.module]
 
 
-def hyper_step(folds, state, optimizer, settings, generator, epoch) -> dict:
+def hyper_step(folds, exchange, state, optimizer, settings, epoch) -> dict:
     """Set the mean hypergradient of the splits as ``.grad``, take one step.
 
-    Returns the path record; a step whose hypergradient or update is not
-    finite is skipped and recorded, never applied.
+    Every split sends its status, validation loss and hypergradient through
+    ``exchange``; every process then takes the same step. Returns the path
+    record; a step whose hypergradient or update is not finite is skipped and
+    recorded, never applied.
     """
     record = {"epoch": epoch, "hyper_lr": optimizer.param_groups[0]["lr"]}
-    grads, losses, iterations, reasons = {}, [], [], []
+    sizes = [r.numel() for r in state.shared()]
+    vectors, grads, reasons = {}, {}, {}
     for fold in folds:
-        if not fold.active:
-            continue
-        try:
-            grad, info = _fold_hypergradient(fold, state, settings, generator)
-        except FloatingPointError as exc:
-            # SolverDivergedError included: a diverged step is skipped. Any other
-            # error (a misconfigured solver, out of memory) propagates.
-            reasons.append(f"split {fold.index}: {exc}")
-            continue
-        grads[fold.index] = grad
-        losses.append(info.outer_loss)
-        iterations.append(info.solve.n_iter)
-    record["val_loss"] = float(np.mean(losses)) if losses else math.nan
-    record["solver_iter"] = float(np.mean(iterations)) if iterations else 0.0
-    if reasons or not grads:
-        reason = "; ".join(reasons) or "no split is still training"
-        return _skipped(record, reason, math.nan)
-    _set_grads(state, grads)
-    norm = math.sqrt(
-        sum(float((t.grad**2).sum()) for t in state.tensors() if t.grad is not None)
+        status, loss, n_iter, fold_sq, shared_grads = 0.0, 0.0, 0.0, 0.0, []
+        if fold.active:
+            try:
+                with fold.rng():
+                    grad, info = _fold_hypergradient(fold, state, settings)
+            except FloatingPointError as exc:
+                # SolverDivergedError included: a diverged step is skipped.
+                # Any other error (a misconfigured solver, out of memory)
+                # propagates.
+                status, reasons[fold.index] = -1.0, str(exc)
+            else:
+                status, loss, n_iter = 1.0, info.outer_loss, info.solve.n_iter
+                grads[fold.index] = grad
+                pairs = list(zip(state.entries, grad))
+                fold_sq = sum(float((g**2).sum()) for e, g in pairs if e.per_fold)
+                shared_grads = [g for e, g in pairs if not e.per_fold]
+        if not shared_grads:
+            shared_grads = [torch.zeros(n, dtype=torch.float64) for n in sizes]
+        vectors[fold.index] = pack(status, loss, n_iter, fold_sq, *shared_grads)
+    gathered = exchange.gather(vectors)
+    ok = [i for i, v in gathered.items() if v[0] > 0]
+    failed = [i for i, v in gathered.items() if v[0] < 0]
+    record["val_loss"] = (
+        float(np.mean([gathered[i][1] for i in ok])) if ok else math.nan
     )
+    record["solver_iter"] = float(np.mean([gathered[i][2] for i in ok])) if ok else 0.0
+    if failed or not ok:
+        reason = "; ".join(
+            f"split {i}: {reasons.get(i, 'its hypergradient was not finite')}"
+            for i in failed
+        )
+        return _skipped(record, reason or "no split is still training", math.nan)
+    square = sum(float(gathered[i][3]) for i in ok)
+    means = torch.stack([gathered[i][4:] for i in ok]).mean(0).split(sizes)
+    square += sum(float((mean**2).sum()) for mean in means)
+    _set_grads(state, grads, means)
+    norm = math.sqrt(square)
     if not math.isfinite(norm):
         optimizer.zero_grad(set_to_none=True)
         return _skipped(record, "non-finite hypergradient", norm)
     before = [t.detach().clone() for t in state.tensors()]
     optimizer.step()
-    at_bound = _project(state)
-    if not all(bool(torch.isfinite(t).all()) for t in state.tensors()):
+    bad, at_bound = _after_step(state, folds, exchange)
+    if bad:
         with torch.no_grad():
             for t, b in zip(state.tensors(), before):
                 t.copy_(b)
@@ -200,9 +227,10 @@ def _skipped(record, reason, norm):
     return record
 
 
-def _fold_hypergradient(fold, state, settings, generator):
+def _fold_hypergradient(fold, state, settings):
     data = fold.data
     size = settings.hyper_batch_size
+    generator = fold.generator
     train_batch = sample_batch(data["Xt_tr"], data["y_tr"], size, generator)
     valid_batch = sample_batch(data["Xt_val"], data["y_val"], 2 * size, generator)
     raw = [r.detach().clone().requires_grad_(True) for r in state.for_fold(fold.index)]
@@ -217,26 +245,43 @@ def _fold_hypergradient(fold, state, settings, generator):
     )
 
 
-def _set_grads(state, grads) -> None:
+def _set_grads(state, grads, means) -> None:
+    means = iter(means)
     for j, (entry, raw) in enumerate(zip(state.entries, state.raw)):
         if entry.per_fold:
             for index, tensor in raw.items():
                 tensor.grad = grads[index][j] if index in grads else None
         else:
-            raw.grad = torch.stack([g[j] for g in grads.values()]).mean(0)
+            raw.grad = next(means).reshape(raw.shape).clone()
 
 
 @torch.no_grad()
-def _project(state) -> list:
-    at_bound = []
-    for entry, raw in zip(state.entries, state.raw):
-        low, high = entry.real.raw_bounds()
-        tensors = raw.values() if entry.per_fold else [raw]
-        for t in tensors:
-            if bool(((t < low) | (t > high)).any()):
-                at_bound.append(entry.name)
-            t.clamp_(low, high)
-    return sorted(set(at_bound))
+def _after_step(state, folds, exchange):
+    """Whether any split's new values are not finite; the entries at a bound.
+
+    The per-split entries live in their splits' processes: both answers are
+    gathered, so that every process skips or keeps the step alike.
+    """
+    vectors = {}
+    for k, fold in enumerate(folds):
+        finite, bound = True, []
+        for entry, raw in zip(state.entries, state.raw):
+            if entry.per_fold:
+                tensors = [raw[fold.index]] if fold.index in raw else []
+            else:
+                tensors = [raw] if k == 0 else []
+            low, high = entry.real.raw_bounds()
+            hit = False
+            for t in tensors:
+                finite = finite and bool(torch.isfinite(t).all())
+                hit = hit or bool(((t < low) | (t > high)).any())
+                t.clamp_(low, high)
+            bound.append(float(hit))
+        vectors[fold.index] = pack(float(not finite), *bound)
+    gathered = torch.stack(list(exchange.gather(vectors).values()))
+    hits = gathered[:, 1:].amax(0) if len(gathered) else []
+    at_bound = sorted({e.name for e, h in zip(state.entries, hits) if h > 0})
+    return bool(gathered[:, 0].amax() > 0), at_bound
 
 
 def make_optimizer(settings, tensors, n_steps):
@@ -266,7 +311,7 @@ def due_epochs(settings, max_epochs) -> list:
 
 
 def run_candidate(task, X, y, splits, settings, on_epoch=None):
-    """Run one candidate from one starting point; return one row per epoch value.
+    """Run one candidate from one starting point, every split in this process.
 
     Parameters
     ----------
@@ -284,11 +329,33 @@ def run_candidate(task, X, y, splits, settings, on_epoch=None):
     Returns
     -------
     rows : list of dict
-        ``params`` (outer and tuned values, ready for ``set_params``),
-        ``out`` (one ``_fit_and_score``-style dict per split), ``path``.
+        One per ``max_epochs`` value: ``params`` (outer and tuned values,
+        ready for ``set_params``), ``out`` (one ``_fit_and_score``-style dict
+        per split), ``path`` and ``values``.
     """
-    # torch's global generator (weight init, shuffling, dropout masks) is
-    # process-wide: candidates sharing a process under a thread backend take turns.
+    indices = range(len(splits))
+    part = run_splits(task, X, y, splits, indices, LocalExchange(), settings, on_epoch)
+    return assemble(task, [part], settings)
+
+
+def run_split(task, X, y, splits, index, address, settings):
+    """Run split ``index`` of a candidate in a worker, in step with the others.
+
+    The other splits of the candidate run in other workers; at every
+    hyper-step they exchange their hypergradients through gloo
+    (:class:`~skhypergrad.model_selection._exchange.GlooExchange`), so the
+    candidate's results are those of :func:`run_candidate`. Returns this
+    split's part, for :func:`assemble`.
+    """
+    exchange = GlooExchange(address, index, len(splits))
+    try:
+        return run_splits(task, X, y, splits, [index], exchange, settings)
+    finally:
+        exchange.close()
+
+
+def run_splits(task, X, y, splits, indices, exchange, settings, on_epoch=None):
+    """Build and train the splits ``indices`` of a candidate; return their part."""
     bad = [e for e in task.epochs if not _is_count(e)]
     if bad:
         # A drawn max_epochs that is not an epoch count fails the candidate's
@@ -300,73 +367,97 @@ def run_candidate(task, X, y, splits, settings, on_epoch=None):
         )
         if settings.error_score == "raise":
             raise error
-        folds = [Fold(i, tr, te, error=error) for i, (tr, te) in enumerate(splits)]
-        return [_row(task, e, folds, [], None, settings) for e in task.epochs]
-    with _GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=[]):
-        torch.manual_seed(task.seed)
-        generator = torch.Generator().manual_seed(task.seed)
-        folds = _build_folds(task, X, y, splits, settings)
-        if not any(f.error is None for f in folds):
-            return [_row(task, e, folds, [], None, settings) for e in task.epochs]
-        return _train(task, folds, settings, generator, on_epoch)
-
-
-def _build_folds(task, X, y, splits, settings):
-    folds = [Fold(index, train, test) for index, (train, test) in enumerate(splits)]
-    for fold in folds:
-        _guarded(
-            lambda f: build_fold(
-                f,
-                task.estimator,
-                task.step,
-                X,
-                y,
-                task.entries,
-                settings,
-                task.fit_params,
-            ),
-            fold,
-            settings,
+        folds = [Fold(i, *splits[i], error=error) for i in indices]
+        return _part(
+            task, folds, {e: _snapshot(folds, None, settings) for e in task.epochs}
         )
-    return folds
+    # torch's global generator (weight init, shuffling, dropout masks) is
+    # process-wide: candidates sharing a process under a thread backend take
+    # turns. Each split swaps its own stream in (Fold.rng).
+    seeds = spawn_seeds(task.seed, len(splits))
+    with _GLOBAL_RNG_LOCK:
+        folds = [Fold(i, *splits[i], seed=seeds[i]) for i in indices]
+        for fold in folds:
+            with fold.rng():
+                _guarded(lambda f: _build(f, task, X, y, settings), fold, settings)
+        return _train(task, folds, exchange, settings, on_epoch)
 
 
-def _train(task, folds, settings, generator, on_epoch=None):
+def _build(fold, task, X, y, settings) -> None:
+    build_fold(
+        fold,
+        task.estimator,
+        task.step,
+        X,
+        y,
+        task.entries,
+        settings,
+        task.fit_params,
+    )
+
+
+def _train(task, folds, exchange, settings, on_epoch=None):
     max_epochs = max(task.epochs)
-    state = HyperState(task.entries, task.start, folds)
+    built = exchange.gather(
+        {
+            f.index: pack(
+                float(f.error is None),
+                *[
+                    0
+                    if f.error is not None or e.per_fold
+                    else e.size(f.net, len(f.train))
+                    for e in task.entries
+                ],
+            )
+            for f in folds
+        }
+    )
+    ok = [i for i, v in built.items() if v[0] > 0]
+    if not ok:  # every split failed to build
+        return _part(
+            task, folds, {e: _snapshot(folds, None, settings) for e in task.epochs}
+        )
+    first = ok[0]
+    state = HyperState(task.entries, task.start, folds, built[first][1:].tolist())
     for fold in folds:
         if fold.error is None:
             state.apply(fold)
-            _guarded(start_training, fold, settings)
+            with fold.rng():
+                _guarded(start_training, fold, settings)
     due = due_epochs(settings, max_epochs) if task.entries else []
-    optimizer, scheduler = make_optimizer(settings, state.tensors(), len(due))
+    # A process whose splits hold no tensor still steps along (and keeps the
+    # schedule): a placeholder stands in.
+    tensors = state.tensors() or [
+        torch.zeros(0, dtype=torch.float64, requires_grad=True)
+    ]
+    optimizer, scheduler = make_optimizer(settings, tensors, len(due))
     tails = {
         e: TailAverage(sum(d < e for d in due), settings.average_last)
         for e in task.epochs
     }
-    path, rows, first = [], [], _first_active(folds)
+    path, snapshots = [], {}
+    per_fold = [e for e in state.entries if e.per_fold]
 
     def snapshot(epoch):
-        tensors = tails[epoch].result(state.tensors())
-        rows.append(_row(task, epoch, folds, path, tensors, settings, state))
+        raw = _by_entry(state, tails[epoch].result(state.tensors()))
+        snapshots[epoch] = _snapshot(folds, raw, settings)
 
     for epoch in range(1, max_epochs + 1):
         for fold in folds:
             if fold.active:
-                run_epoch(fold, settings)
+                with fold.rng():
+                    run_epoch(fold, settings)
         if epoch in tails:
             snapshot(epoch)
-        if not any(f.active for f in folds):
+        active = exchange.gather({f.index: pack(float(f.active)) for f in folds})
+        if not any(v[0] > 0 for v in active.values()):
             break
         if epoch not in due:
             if on_epoch is not None:
                 on_epoch(path[-1] if path else None)
             continue
-        record = _step(folds, state, (optimizer, scheduler), settings, generator, epoch)
-        record["values"] = {
-            e.name: e.summary(r.detach().numpy())
-            for e, r in zip(state.entries, state.for_fold(first))
-        }
+        record = _step(folds, exchange, state, (optimizer, scheduler), settings, epoch)
+        record["values"] = _summaries(state, folds, exchange, per_fold, first)
         tensors = None if record["skipped"] else state.tensors()
         for e, tail in tails.items():
             if epoch < e:
@@ -375,19 +466,47 @@ def _train(task, folds, settings, generator, on_epoch=None):
         _log_step(record, settings)
         if on_epoch is not None:
             on_epoch(record)
-    for epoch in task.epochs[len(rows) :]:  # every split stopped early
-        snapshot(epoch)
+    for epoch in task.epochs:
+        if epoch not in snapshots:  # every split stopped early
+            snapshot(epoch)
     for fold in folds:
-        end_training(fold)
-    _warn_failures(folds, settings)
-    return rows
+        with fold.rng():
+            end_training(fold)
+    return _part(task, folds, snapshots, path)
 
 
-def _step(folds, state, optimizers, settings, generator, epoch) -> dict:
+def _summaries(state, folds, exchange, per_fold, first) -> dict:
+    """One number per entry for the path (a per-split entry: split ``first``'s)."""
+    values = {
+        e.name: e.summary(r.detach().numpy())
+        for e, r in zip(state.entries, state.raw)
+        if not e.per_fold
+    }
+    if per_fold:
+        gathered = exchange.gather(
+            {
+                f.index: pack(
+                    *[
+                        e.summary(raw[f.index].detach().numpy())
+                        if f.index in raw
+                        else math.nan
+                        for e, raw in zip(state.entries, state.raw)
+                        if e.per_fold
+                    ]
+                )
+                for f in folds
+            }
+        )
+        for e, v in zip(per_fold, gathered[first]):
+            values[e.name] = float(v)
+    return {e.name: values[e.name] for e in state.entries}
+
+
+def _step(folds, exchange, state, optimizers, settings, epoch) -> dict:
     """One hyper-step, the schedule's step, and the new values on every split."""
     optimizer, scheduler = optimizers
     start = time.perf_counter()
-    record = hyper_step(folds, state, optimizer, settings, generator, epoch)
+    record = hyper_step(folds, exchange, state, optimizer, settings, epoch)
     if scheduler is not None:
         with warnings.catch_warnings():
             # A skipped first step leaves optimizer.step() uncalled; the
@@ -421,75 +540,99 @@ def _guarded(step, fold, settings) -> None:
         fold.error = exc
 
 
-def _first_active(folds) -> int:
-    return next(f.index for f in folds if f.error is None)
-
-
-def _row(task, epoch, folds, path, tensors, settings, state=None):
-    """One row of results: the values tuned by ``epoch`` and the splits' scores."""
-    params = dict(task.outer_params)
-    if task.epochs_name is not None:
-        params[task.epochs_name] = epoch
-    params.update(_tuned_params(task, folds, tensors, state))
-    steps = [r for r in path if r["epoch"] < epoch]
-    # Scoring creates DataLoader iterators, which draw from torch's generator:
-    # fork it so that a row read off mid-training leaves the rest of the
-    # training as it would be without it (the same as retraining per value).
-    with torch.random.fork_rng(devices=[]):
-        out = [score_fold(f, settings) for f in folds]
-    return {
-        "params": params,
-        "out": out,
-        "path": steps,
-        "values": _tuned_values(task, tensors, state),
-    }
-
-
-def _tuned_values(task, tensors, state):
-    if state is None:
-        return {
-            e.name: e.python_value(e.real.to_raw(task.start[e.name]))
-            for e in task.entries
-        }
-    by_entry = _split_by_entry(state, tensors)
-    return {e.name: v for e, v in zip(task.entries, by_entry)}
-
-
-def _split_by_entry(state, tensors):
+def _by_entry(state, tensors) -> list:
+    """Tail-averaged raw values per entry: an array, or ``{split: array}``."""
     values, i = [], 0
     for entry, raw in zip(state.entries, state.raw):
         if entry.per_fold:
             n = len(raw)
-            values.append(
-                {
-                    k: entry.python_value(t.numpy())
-                    for k, t in zip(raw, tensors[i : i + n])
-                }
-            )
+            values.append({k: t.numpy() for k, t in zip(raw, tensors[i : i + n])})
             i += n
         else:
-            values.append(entry.python_value(tensors[i].numpy()))
+            values.append(tensors[i].numpy())
             i += 1
     return values
 
 
-def _tuned_params(task, folds, tensors, state):
-    if state is None:  # every split failed to build: report the start values
-        return {e.name: task.start[e.name] for e in task.entries}
-    net = next(f.net for f in folds if f.net is not None)
-    layout = parameter_layout(net.module_)
-    params = {}
-    for entry, value in zip(task.entries, _split_by_entry(state, tensors)):
+def _snapshot(folds, raw, settings) -> dict:
+    """The local splits' scores now, and the raw values tuned so far."""
+    out = {}
+    for fold in folds:
+        # Scoring creates DataLoader iterators, which draw from torch's
+        # generator: its draws are forgotten, so that a row read off
+        # mid-training leaves the training as it would be without it.
+        with fold.rng(keep=False):
+            out[fold.index] = score_fold(fold, settings)
+    return {"out": out, "raw": raw}
+
+
+def _part(task, folds, snapshots, path=()) -> dict:
+    """What a process hands back for its splits of a candidate."""
+    net = next((f.net for f in folds if f.net is not None), None)
+    return {
+        "snapshots": snapshots,
+        "path": list(path),
+        "layout": None if net is None else parameter_layout(net.module_),
+    }
+
+
+def assemble(task, parts, settings) -> list:
+    """The candidate's rows (one per epoch value) from its splits' parts."""
+    layout = next((p["layout"] for p in parts if p["layout"] is not None), None)
+    path = next((p["path"] for p in parts if p["path"]), [])
+    rows = []
+    for epoch in task.epochs:
+        out = {}
+        for part in parts:
+            out.update(part["snapshots"][epoch]["out"])
+        values, tuned = _tuned(
+            task, [p["snapshots"][epoch]["raw"] for p in parts], layout
+        )
+        params = dict(task.outer_params)
+        if task.epochs_name is not None:
+            params[task.epochs_name] = epoch
+        params.update(tuned)
+        rows.append(
+            {
+                "params": params,
+                "out": [out[i] for i in sorted(out)],
+                "path": [r for r in path if r["epoch"] < epoch],
+                "values": values,
+            }
+        )
+    _warn_failures(rows[-1]["out"], settings)
+    return rows
+
+
+def _tuned(task, raws, layout):
+    """Tuned values (for the path tables) and ``set_params`` arguments."""
+    raws = [r for r in raws if r is not None]
+    if not raws:  # every split failed to build: report the start values
+        values = {
+            e.name: e.python_value(e.real.to_raw(task.start[e.name]))
+            for e in task.entries
+        }
+        return values, {e.name: task.start[e.name] for e in task.entries}
+    values, params = {}, {}
+    for j, entry in enumerate(task.entries):
+        if entry.per_fold:
+            value = {k: entry.python_value(v) for r in raws for k, v in r[j].items()}
+            value = dict(sorted(value.items()))
+        else:
+            value = entry.python_value(raws[0][j])
+        values[entry.name] = value
         params.update(entry.best_params(value, task.user_net, task.prefix, layout))
-    return params
+    return values, params
 
 
-def _warn_failures(folds, settings) -> None:
-    failed = [f for f in folds if f.error is not None]
-    if failed and len(failed) < len(folds):
-        details = "; ".join(f"split {f.index}: {f.error!r}" for f in failed)
+def _warn_failures(out, settings) -> None:
+    failed = [(i, o["fit_error"]) for i, o in enumerate(out) if o["fit_error"]]
+    if failed and len(failed) < len(out):
+        details = "; ".join(
+            f"split {i}: {error.strip().splitlines()[-1]}" for i, error in failed
+        )
         warnings.warn(
-            f"{len(failed)} of {len(folds)} splits failed to train and were scored "
+            f"{len(failed)} of {len(out)} splits failed to train and were scored "
             f"error_score={settings.error_score!r}. Details: {details}",
             FitFailedWarning,
             stacklevel=3,

@@ -33,7 +33,8 @@ from ..utils._validation import (
     validate_params,
 )
 from ._boundary import DataBoundaryMixin
-from ._outer_loop import CandidateTask, Settings, run_candidate
+from ._exchange import Rendezvous
+from ._outer_loop import CandidateTask, Settings, assemble, run_candidate, run_split
 from ._progress import SearchProgress
 from ._results import more_results, path_table, warn_skipped
 from ._space import make_candidates, resolve_space
@@ -81,7 +82,11 @@ class HypergradSearchCV(DataBoundaryMixin, BaseSearchCV):
 return_train_score
         As in ``GridSearchCV``. ``n_jobs`` runs candidates and starting points
         in parallel through joblib (the active ``joblib.parallel_config``
-        backend decides where: processes, Dask, Ray). ``return_train_score``
+        backend decides where: processes, Dask, Ray). With fewer candidates
+        than workers and no fewer workers than splits, under joblib's process
+        backends, each split trains in its own worker and the splits exchange
+        hypergradients through gloo; results are the same for any
+        ``n_jobs``. ``return_train_score``
         defaults to False. ``verbose=1`` prints GridSearchCV's summary line
         and shows a tqdm progress bar over the epochs of every candidate and
         the refit, with the last validation loss and tuned values; ``verbose=2``
@@ -159,7 +164,7 @@ return_train_score
         ``path_`` of every row of ``cv_results_``.
     classes_ : ndarray of shape (n_classes,)
     n_features_in_ : int
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (``n_features_in_``,)
 
     See Also
     --------
@@ -510,6 +515,27 @@ return_train_score
         return tasks
 
     def _run(self, tasks, X, y, splits, settings, progress):
+        """Run the tasks through joblib: each in one job, or each split in one.
+
+        Both give the same rows. With fewer candidates than workers and at
+        least as many workers as splits, in a process-based backend, every
+        split trains in its own worker and the splits exchange their
+        hypergradients through gloo at each hyper-step (``run_split``).
+        """
+        try:
+            if _by_split(tasks, splits, settings, self.n_jobs):
+                return self._run_by_split(tasks, X, y, splits, settings, progress)
+            return self._run_by_candidate(tasks, X, y, splits, settings, progress)
+        except Exception as exc:
+            if not _is_worker_failure(exc):
+                raise
+            raise ParallelWorkerError(
+                f"A parallel worker was lost while running the search's candidates "
+                f"({type(exc).__name__}: {exc}). Nothing was fitted. Re-run fit "
+                "(the same random_state gives the same result), or use n_jobs=1."
+            ) from exc
+
+    def _run_by_candidate(self, tasks, X, y, splits, settings, progress):
         # In this process (n_jobs=1) every epoch moves the bar; in workers, each
         # finished job does.
         here = effective_n_jobs(self.n_jobs) == 1
@@ -521,20 +547,33 @@ return_train_score
         parallel = Parallel(
             n_jobs=self.n_jobs, pre_dispatch=self.pre_dispatch, return_as="generator"
         )
-        try:
-            results = []
-            for task, callback, result in zip(tasks, callbacks, parallel(jobs)):
-                progress.task_done(task, getattr(callback, "counted", 0), result)
-                results.append(result)
-            return results
-        except Exception as exc:
-            if not _is_worker_failure(exc):
-                raise
-            raise ParallelWorkerError(
-                f"A parallel worker was lost while running the search's candidates "
-                f"({type(exc).__name__}: {exc}). Nothing was fitted. Re-run fit "
-                "(the same random_state gives the same result), or use n_jobs=1."
-            ) from exc
+        results = []
+        for task, callback, result in zip(tasks, callbacks, parallel(jobs)):
+            progress.task_done(task, getattr(callback, "counted", 0), result)
+            results.append(result)
+        return results
+
+    def _run_by_split(self, tasks, X, y, splits, settings, progress):
+        rendezvous = Rendezvous()
+        addresses = [rendezvous.address() for _ in tasks]
+        jobs = (
+            delayed(run_split)(task, X, y, splits, k, address, settings)
+            for task, address in zip(tasks, addresses)
+            for k in range(len(splits))
+        )
+        # A candidate's splits wait for each other: one job per worker call,
+        # dispatched in order (a pre_dispatch below the number of splits
+        # would leave a split waiting for a sibling never sent).
+        parallel = Parallel(
+            n_jobs=self.n_jobs, pre_dispatch="all", batch_size=1, return_as="generator"
+        )
+        parts = iter(parallel(jobs))
+        results = []
+        for task in tasks:
+            rows = assemble(task, [next(parts) for _ in splits], settings)
+            progress.task_done(task, 0, rows)
+            results.append(rows)
+        return results
 
     def _refit(self, X, y, net_params, step):
         estimator = clone(self.estimator).set_params(
@@ -630,6 +669,32 @@ _WORKER_FAILURES = {
     "CommClosedError",
     "BrokenProcessPool",
 }
+
+
+def _by_split(tasks, splits, settings, n_jobs) -> bool:
+    """Whether the splits of each candidate should run in workers of their own.
+
+    Only where it pays and is safe: several splits, fewer candidates than
+    workers and no fewer workers than splits, a process-based joblib backend
+    (loky or multiprocessing hand jobs out in order; a cluster's scheduler
+    may not, and a split could wait for a sibling that never starts), and
+    ``error_score`` not ``"raise"`` (a raising split would leave its siblings
+    waiting).
+    """
+    from joblib._parallel_backends import LokyBackend, MultiprocessingBackend
+    from joblib.parallel import get_active_backend
+
+    n_workers = effective_n_jobs(n_jobs)
+    backend, _ = get_active_backend()
+    return (
+        len(splits) > 1
+        and n_workers >= len(splits)
+        and len(tasks) < n_workers
+        and isinstance(backend, LokyBackend | MultiprocessingBackend)
+        and not (
+            isinstance(settings.error_score, str) and settings.error_score == "raise"
+        )
+    )
 
 
 def _is_worker_failure(exc) -> bool:
