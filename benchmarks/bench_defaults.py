@@ -38,6 +38,11 @@ from scipy.stats import loguniform, uniform
 from skhypergrad import HypergradSearchCV
 from skhypergrad.hypergrad import CG
 
+
+def _gn(max_iter, **options):
+    return CG(max_iter=max_iter, damping=1e-3, curvature="gauss-newton", **options)
+
+
 # label: keyword arguments of HypergradSearchCV (everything else default).
 # Every setting names the learning rate, its schedule and Adam's betas, so that
 # a rerun means the same thing after the defaults change. "b(x,y)": betas;
@@ -75,6 +80,21 @@ CONFIGS = {
     "defaults, cg-3, batch 128": {"solver": CG(max_iter=3), "hyper_batch_size": 128},
     "defaults, cg-3, batch 64": {"solver": CG(max_iter=3), "hyper_batch_size": 64},
     "lr0.5 warmup1": {**_OLD, "hyper_lr": 0.5, "warmup": 1},
+    # The Gauss-Newton solver (the default since the dropout study): how much
+    # of its cost (CG iterations x hyper-step batch) the tuning needs, and
+    # whether starting each solve from the split's previous solution helps.
+    "gn10 b256 (default)": {"solver": _gn(10), "hyper_batch_size": 256},
+    "gn5 b256": {"solver": _gn(5), "hyper_batch_size": 256},
+    "gn5 b128": {"solver": _gn(5), "hyper_batch_size": 128},
+    "gn3 b128": {"solver": _gn(3), "hyper_batch_size": 128},
+    "gn5 b128 warm": {"solver": _gn(5, warm_start=True), "hyper_batch_size": 128},
+    "gn3 b128 warm": {"solver": _gn(3, warm_start=True), "hyper_batch_size": 128},
+    "gn10 b256 interval2 lr1.0": {
+        "solver": _gn(10),
+        "hyper_batch_size": 256,
+        "hyper_interval": 2,
+        "hyper_lr": 1.0,
+    },
     "lr0.5 avg-last-step": {**_OLD, "hyper_lr": 0.5, "average_last": 0.01},
 }
 DEFAULT_DATASETS = ("digits_noise20", "digits300_noise20", "synthetic5000", "diabetes")

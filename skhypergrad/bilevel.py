@@ -54,7 +54,16 @@ def sample_batch(X, y, size, generator):
 
 
 def module_hypergradient(
-    module, forward, loss, bindings, raw, to_values, train_batch, valid_batch, solver
+    module,
+    forward,
+    loss,
+    bindings,
+    raw,
+    to_values,
+    train_batch,
+    valid_batch,
+    solver,
+    x0=None,
 ):
     """Hypergradient of a module's validation loss w.r.t. raw hyperparameters.
 
@@ -76,6 +85,8 @@ def module_hypergradient(
         Inner (training) and outer (validation) minibatches.
     solver : str or callable
         The engine's linear solver (see :func:`skhypergrad.hypergrad.get_solver`).
+    x0 : list of torch.Tensor, optional
+        Warm start of the solver (``info.ihvp`` of a previous call).
 
     Returns
     -------
@@ -110,7 +121,7 @@ def module_hypergradient(
 
     try:
         return hypergradient(
-            inner_loss, outer_loss, params, raw, solver=solver, return_info=True
+            inner_loss, outer_loss, params, raw, solver=solver, x0=x0, return_info=True
         )
     finally:
         module.load_state_dict(buffers, strict=False)
@@ -120,14 +131,16 @@ def module_hypergradient(
                 binding.apply(value.detach())
 
 
-def net_hypergradient(net, bindings, raw, to_values, train_batch, valid_batch, solver):
+def net_hypergradient(
+    net, bindings, raw, to_values, train_batch, valid_batch, solver, x0=None
+):
     """:func:`module_hypergradient` for a skorch net, with its own criterion.
 
     Parameters
     ----------
     net : skorch.NeuralNet
         Initialised, with its weights near a minimum of the training loss.
-    bindings, raw, to_values, train_batch, valid_batch, solver
+    bindings, raw, to_values, train_batch, valid_batch, solver, x0
         As in :func:`module_hypergradient`.
 
     Returns
@@ -151,6 +164,7 @@ def net_hypergradient(net, bindings, raw, to_values, train_batch, valid_batch, s
             train_batch,
             valid_batch,
             solver,
+            x0,
         )
     finally:
         net.optimizer_.zero_grad(set_to_none=True)

@@ -55,6 +55,10 @@ class CG(_Solver):
     warn : bool, default=False
         Emit :class:`~skhypergrad.exceptions.SolverConvergenceWarning` when
         ``max_iter`` is reached before ``tol``.
+    warm_start : bool, default=False
+        Tell the search to start each solve from the solution of the same
+        split's previous hyper-step (its ``x0``) instead of zero. The solver
+        itself keeps no state: a direct call uses the ``x0`` it is given.
 
     See Also
     --------
@@ -87,6 +91,7 @@ class CG(_Solver):
         negative_curvature: str = "stop",
         warn: bool = False,
         curvature: str = "hessian",
+        warm_start: bool = False,
     ):
         self.max_iter = max_iter
         self.tol = tol
@@ -94,6 +99,7 @@ class CG(_Solver):
         self.negative_curvature = negative_curvature
         self.warn = warn
         self.curvature = curvature
+        self.warm_start = warm_start
 
     def _validate_options(self) -> None:
         _check_int(self, "max_iter", low=1)
@@ -101,6 +107,7 @@ class CG(_Solver):
         _check_non_negative(self, "damping")
         _check_choice(self, "negative_curvature", ("stop", "raise"))
         _check_bool(self, "warn")
+        _check_bool(self, "warm_start")
         _check_curvature(self)
 
     def __call__(

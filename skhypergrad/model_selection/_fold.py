@@ -57,6 +57,7 @@ class Fold:
     seed: int = 0
     rng_state: torch.Tensor | None = None
     generator: torch.Generator | None = None
+    ihvp: list | None = None  # the last solve's solution (a warm start)
 
     def __post_init__(self):
         # Every split draws from its own streams (weight init, shuffling,

@@ -234,7 +234,8 @@ def _fold_hypergradient(fold, state, settings):
     train_batch = sample_batch(data["Xt_tr"], data["y_tr"], size, generator)
     valid_batch = sample_batch(data["Xt_val"], data["y_val"], 2 * size, generator)
     raw = [r.detach().clone().requires_grad_(True) for r in state.for_fold(fold.index)]
-    return net_hypergradient(
+    warm = getattr(settings.solver, "warm_start", False)
+    grad, info = net_hypergradient(
         fold.net,
         fold.bindings,
         raw,
@@ -242,7 +243,11 @@ def _fold_hypergradient(fold, state, settings):
         train_batch,
         valid_batch,
         settings.solver,
+        x0=fold.ihvp if warm else None,
     )
+    if warm:
+        fold.ihvp = [t.detach() for t in info.ihvp]
+    return grad, info
 
 
 def _set_grads(state, grads, means) -> None:

@@ -46,6 +46,7 @@ INVALID_OPTIONS = [
     (CG, "damping", "small"),
     (CG, "negative_curvature", "ignore"),
     (CG, "warn", "yes"),
+    (CG, "warm_start", 1),
     (Neumann, "max_iter", -1),
     (Neumann, "alpha", 0),
     (Neumann, "alpha", "fast"),
@@ -105,6 +106,7 @@ def test_solver_defaults_are_the_documented_ones():
         "negative_curvature": "stop",
         "warn": False,
         "curvature": "hessian",
+        "warm_start": False,
     }
     assert Neumann().get_params() == {
         "max_iter": 20,

@@ -376,6 +376,43 @@ def test_gauss_newton_solver_runs_the_search(classification_data, make_classifie
     assert len(set(search.path_["module__dropout"])) > 1
 
 
+@pytest.mark.parametrize("warm_start", [False, True])
+def test_warm_start_solves_from_the_split_previous_solution(
+    classification_data, make_classifier, monkeypatch, warm_start
+):
+    from skhypergrad.hypergrad import CG
+    from skhypergrad.model_selection import _outer_loop
+
+    calls = []
+    original = _outer_loop.net_hypergradient
+
+    def spy(net, *args, x0=None):
+        grad, info = original(net, *args, x0=x0)
+        calls.append((net, x0, info.ihvp))
+        return grad, info
+
+    monkeypatch.setattr(_outer_loop, "net_hypergradient", spy)
+    solver = CG(max_iter=3, curvature="gauss-newton", warm_start=warm_start)
+    X, y = classification_data
+
+    _search(make_classifier(), {"optimizer__weight_decay": DECAY}, solver=solver).fit(
+        X, y
+    )
+
+    nets = list(dict.fromkeys(net for net, _, _ in calls))
+    assert len(nets) == 2  # two splits, several hyper-steps each
+    for net in nets:
+        mine = [(x0, ihvp) for n, x0, ihvp in calls if n is net]
+        assert len(mine) > 1
+        assert mine[0][0] is None
+        for (_, previous), (x0, _) in zip(mine, mine[1:]):
+            if warm_start:  # the split's own previous solution
+                for a, b in zip(x0, previous):
+                    torch.testing.assert_close(a, b)
+            else:
+                assert x0 is None
+
+
 # ------------------------------------------------------------------ progress
 @pytest.mark.parametrize("n_jobs", [1, 2])
 def test_verbose_shows_summary_and_a_bar_to_the_end_of_the_refit(
