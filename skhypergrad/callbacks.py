@@ -70,6 +70,14 @@ class WeightDecayPenalty(Callback):
         tensor = torch.as_tensor(values, dtype=params[0].dtype, device=params[0].device)
         return expand_coefficients(tensor, self.granularity, layout, params)
 
+    def __getstate__(self):
+        # The coefficients live on the net's device and are rebuilt at the next
+        # backward pass: leaving them out lets a net fitted on a GPU unpickle on
+        # a machine without CUDA (skorch maps the module, not its callbacks).
+        state = self.__dict__.copy()
+        state.pop("coefficients_", None)
+        return state
+
     def on_grad_computed(self, net, named_parameters, **kwargs):  # noqa: D102
         if getattr(self, "coefficients_", None) is None:
             self.coefficients_ = self._build(net)

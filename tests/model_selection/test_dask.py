@@ -1,5 +1,6 @@
-"""A Dask worker killed during the search.
+"""The search on a real Dask cluster (processes on the loopback), ``pytest -m slow``.
 
+A mixed search gives on the cluster what it gives locally. A killed worker:
 joblib's Dask backend does not resubmit the lost batch (the future is
 cancelled), so the documented behaviour is a clear ParallelWorkerError and an
 unfitted search; a re-run gives the undisturbed result.
@@ -9,9 +10,45 @@ import threading
 import time
 
 import joblib
+import numpy as np
 import pytest
 
 pytest.importorskip("distributed")
+
+
+@pytest.mark.slow
+def test_mixed_search_on_dask_cluster_matches_local_run(
+    classification_data, make_classifier
+):
+    from distributed import Client, LocalCluster, get_task_stream
+    from scipy.stats import loguniform
+
+    from skhypergrad import HypergradSearchCV
+
+    X, y = classification_data
+    space = {
+        "lr": [0.01, 0.03],
+        "module__hidden": [8, 16],
+        "optimizer__weight_decay": loguniform(1e-5, 1e-1),
+    }
+    search = HypergradSearchCV(
+        make_classifier(max_epochs=8), space, cv=2, n_jobs=2, random_state=0
+    )
+    local = HypergradSearchCV(**search.get_params(deep=False)).fit(X, y)
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True) as cluster:
+        with Client(cluster) as client:
+            workers = client.run(lambda: __import__("torch").set_num_threads(1))
+            with get_task_stream(client) as tasks, joblib.parallel_backend("dask"):
+                remote = HypergradSearchCV(**search.get_params(deep=False)).fit(X, y)
+    # The candidates ran as tasks on the worker processes.
+    assert {task["worker"] for task in tasks.data} == set(workers)
+
+    assert remote.best_params_ == local.best_params_
+    assert remote.cv_results_["params"] == local.cv_results_["params"]
+    for key in ("mean_test_score", "split0_test_score", "split1_test_score"):
+        np.testing.assert_array_equal(remote.cv_results_[key], local.cv_results_[key])
+    np.testing.assert_array_equal(remote.predict(X), local.predict(X))
 
 
 @pytest.mark.slow

@@ -1,0 +1,26 @@
+"""The API reference lists every public name (.ci/run builds the docs)."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+import skhypergrad
+from skhypergrad import hypergrad, plotting
+
+API = Path(__file__).parents[1] / "docs" / "api.rst"
+
+
+def _listed():
+    text = API.read_text()
+    return {line.strip().rsplit(".", 1)[-1] for line in text.splitlines()} | set(
+        re.findall(r"``(?:skhypergrad\.)?(?:\w+\.)*(\w+)``", text)
+    )
+
+
+@pytest.mark.parametrize(
+    "module", [skhypergrad, hypergrad, plotting], ids=lambda m: m.__name__
+)
+def test_api_reference_lists_every_public_name(module):
+    public = set(module.__all__) - {"__version__"}
+    assert sorted(public - _listed()) == []
