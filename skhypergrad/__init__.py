@@ -16,6 +16,8 @@ _LAZY = {
     "Real": "skhypergrad.hyperparams",
     "PerLayer": "skhypergrad.hyperparams",
     "PerParameter": "skhypergrad.hyperparams",
+    "PerClass": "skhypergrad.hyperparams",
+    "PerFeature": "skhypergrad.hyperparams",
     "Sampled": "skhypergrad.hyperparams",
     "Hyperparameter": "skhypergrad.families",
     "register_family": "skhypergrad.families",
@@ -31,6 +33,7 @@ _LAZY = {
     "SolverConvergenceWarning": "skhypergrad.exceptions",
     "HyperstepSkippedWarning": "skhypergrad.exceptions",
     "WeightDecayPenalty": "skhypergrad.callbacks",
+    "InputNoise": "skhypergrad.callbacks",
     "hypergradient": "skhypergrad.hypergrad",
     "InvalidParameterError": "skhypergrad.utils._validation",
 }

@@ -84,4 +84,110 @@ class WeightDecayPenalty(Callback):
         add_l2_gradient(trainable_parameters(net.module_), self.coefficients_)
 
 
-__all__ = ["WeightDecayPenalty"]
+class InputNoise(Callback):
+    """Add Gaussian noise to the network's input while it trains.
+
+    Each training forward pass receives ``X + scale * eps`` with
+    ``eps ~ N(0, 1)`` drawn afresh (torch's global generator); evaluation and
+    prediction see ``X`` unchanged, as with dropout. Add it to the net's
+    callbacks under a name, e.g. ``callbacks=[("noise", InputNoise())]``, and
+    give ``HypergradSearchCV`` a range for ``callbacks__noise__scale`` to tune
+    the scale (``PerFeature(range)`` for one scale per input feature).
+
+    Parameters
+    ----------
+    scale : float, array-like of shape (n_features,) or torch.Tensor, default=0.0
+        Standard deviation of the noise, one value or one per feature of the
+        module's input (its last dimension).
+
+    Notes
+    -----
+    The noise is added by a forward pre-hook on ``net.module_``, registered
+    from the start to the end of training, so it applies to every training
+    forward pass, including the training loss of a hypergradient evaluation.
+    There the search sets ``scale`` to a tensor with a gradient: the noise
+    enters reparametrised, ``X + scale * eps``, and the scale gets a
+    hypergradient.
+    The module's input must be one floating tensor.
+
+    Examples
+    --------
+    >>> from skhypergrad import InputNoise
+    >>> InputNoise(scale=0.1)
+    <InputNoise scale=0.1>
+    """
+
+    def __init__(self, scale=0.0):
+        self.scale = scale
+
+    def __repr__(self):
+        return f"<InputNoise scale={self.scale!r}>"
+
+    def on_train_begin(self, net, **kwargs):  # noqa: D102
+        self._check_scale()
+        self.attach(net.module_)
+
+    def on_train_end(self, net, **kwargs):  # noqa: D102
+        # A fitted module carries no hook: it pickles, and predicts, as it is.
+        self.detach()
+
+    def attach(self, module) -> None:
+        """Register the noise on ``module`` (once per module).
+
+        Parameters
+        ----------
+        module : torch.nn.Module
+            The net's module, whose first positional input receives noise.
+        """
+        if getattr(self, "hooked_", None) is module:
+            return
+        self.detach()
+        self.handle_ = module.register_forward_pre_hook(self._add_noise)
+        self.hooked_ = module
+
+    def detach(self) -> None:
+        """Remove the noise from the module it was attached to, if any."""
+        handle = getattr(self, "handle_", None)
+        if handle is not None:
+            handle.remove()
+        self.handle_ = self.hooked_ = None
+
+    def _check_scale(self) -> None:
+        scale = self.scale
+        if isinstance(scale, torch.Tensor):
+            scale = scale.detach().cpu().numpy()
+        try:
+            values = np.asarray(scale, dtype=float)
+        except (TypeError, ValueError):
+            values = np.array([np.nan])
+        if values.ndim > 1 or not np.all(np.isfinite(values)) or np.any(values < 0):
+            raise ValueError(
+                f"InputNoise needs scale >= 0, one finite value or one per feature "
+                f"(1-D), got scale={self.scale!r}. Use e.g. InputNoise(scale=0.1)."
+            )
+
+    def _add_noise(self, module, args):
+        if not module.training or not args:
+            return None
+        X = args[0]
+        if not isinstance(X, torch.Tensor) or not X.is_floating_point():
+            raise TypeError(
+                "InputNoise adds noise to the module's first input, which must be a "
+                f"floating tensor; got {type(X).__name__} "
+                f"{getattr(X, 'dtype', '')}. Remove the InputNoise callback for "
+                "integer (embedding) or dict inputs."
+            )
+        scale = torch.as_tensor(self.scale, dtype=X.dtype, device=X.device)
+        if scale.ndim == 1 and scale.shape[0] != X.shape[-1]:
+            raise ValueError(
+                f"InputNoise has {scale.shape[0]} scales but the module's input has "
+                f"{X.shape[-1]} features (shape {tuple(X.shape)}). Give one scale or "
+                f"one per feature; when tuning, PerFeature(range, n_features="
+                f"{X.shape[-1]})."
+            )
+        if not scale.requires_grad and not bool((scale != 0).any()):
+            return None
+        return (X + scale * torch.randn_like(X), *args[1:])
+
+
+__all__ = ["InputNoise", "WeightDecayPenalty"]

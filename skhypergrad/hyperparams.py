@@ -261,12 +261,85 @@ class PerParameter(_Vector):
     granularity = "parameter"
 
 
+class PerClass(_Vector):
+    """One hyperparameter per class of a classifier (class weights).
+
+    Parameters
+    ----------
+    distribution : Real or frozen scipy distribution
+        Range of each class's weight before normalisation: the tuned weights
+        have mean 1, and the largest is at most ``high / low`` times the
+        smallest.
+    n_classes : int or None, default=None
+        Number of classes. None reads it from the net's ``classes`` or, failing
+        that, from the width of the module's last parameter (checked at the
+        first forward pass).
+
+    Examples
+    --------
+    >>> from scipy.stats import loguniform
+    >>> from skhypergrad import PerClass
+    >>> PerClass(loguniform(0.2, 5.0), n_classes=3).n_classes
+    3
+    """
+
+    granularity = "class"
+
+    def __init__(self, distribution, n_classes=None):
+        super().__init__(distribution)
+        self.n_classes = n_classes
+
+    def __repr__(self):
+        return f"PerClass({self.distribution!r}, n_classes={self.n_classes!r})"
+
+    def __eq__(self, other):
+        return super().__eq__(other) and self.n_classes == other.n_classes
+
+    def __hash__(self):
+        return hash((super().__hash__(), self.n_classes))
+
+
+class PerFeature(_Vector):
+    """One hyperparameter per input feature of the network (input noise).
+
+    Parameters
+    ----------
+    distribution : Real or frozen scipy distribution
+        Range shared by every feature's value.
+    n_features : int or None, default=None
+        Number of input features of the network. None reads it from the
+        module's first weight matrix (checked at the first forward pass).
+
+    Examples
+    --------
+    >>> from skhypergrad import PerFeature, Real
+    >>> PerFeature(Real(1e-3, 1.0, log=True))
+    PerFeature(Real(low=0.001, high=1.0, log=True), n_features=None)
+    """
+
+    granularity = "feature"
+
+    def __init__(self, distribution, n_features=None):
+        super().__init__(distribution)
+        self.n_features = n_features
+
+    def __repr__(self):
+        return f"PerFeature({self.distribution!r}, n_features={self.n_features!r})"
+
+    def __eq__(self, other):
+        return super().__eq__(other) and self.n_features == other.n_features
+
+    def __hash__(self):
+        return hash((super().__hash__(), self.n_features))
+
+
 def as_real(distribution, name: str) -> tuple[Real, str]:
     """Turn a search-space entry into a checked :class:`Real` and a granularity.
 
     Parameters
     ----------
-    distribution : Real, PerLayer, PerParameter or frozen scipy distribution
+    distribution : Real, PerLayer, PerParameter, PerClass, PerFeature or \
+            frozen scipy distribution
         The entry of ``param_distributions``.
     name : str
         Its key, for error messages.
@@ -274,7 +347,7 @@ def as_real(distribution, name: str) -> tuple[Real, str]:
     Returns
     -------
     real : Real
-    granularity : {"scalar", "layer", "parameter"}
+    granularity : {"scalar", "layer", "parameter", "class", "feature"}
 
     Raises
     ------
@@ -339,4 +412,12 @@ def _short(values) -> str:
     return text[:-1] + ", ...]" if len(values) > 5 else text
 
 
-__all__ = ["PerLayer", "PerParameter", "Real", "Sampled", "as_real"]
+__all__ = [
+    "PerClass",
+    "PerFeature",
+    "PerLayer",
+    "PerParameter",
+    "Real",
+    "Sampled",
+    "as_real",
+]

@@ -12,7 +12,10 @@ protocol) and call :func:`register_family`.
 from __future__ import annotations
 
 from ._base import Binding, Hyperparameter
+from .class_weight import ClassWeight
 from .dropout import Dropout
+from .input_noise import InputNoiseScale
+from .label_smoothing import LabelSmoothing
 from .layer_decay import LayerDecay
 from .parameter_decay import ParameterDecay
 from .weight_decay import WeightDecay
@@ -22,6 +25,9 @@ FAMILIES: list[type[Hyperparameter]] = [
     LayerDecay,
     ParameterDecay,
     Dropout,
+    LabelSmoothing,
+    ClassWeight,
+    InputNoiseScale,
 ]
 
 
@@ -74,8 +80,11 @@ def claiming_family(local, distribution, net) -> type[Hyperparameter] | None:
 __all__ = [
     "FAMILIES",
     "Binding",
+    "ClassWeight",
     "Dropout",
     "Hyperparameter",
+    "InputNoiseScale",
+    "LabelSmoothing",
     "LayerDecay",
     "ParameterDecay",
     "WeightDecay",

@@ -10,7 +10,7 @@ it trains with ordinary ``nn.Dropout`` layers.
 from __future__ import annotations
 
 from ..exceptions import InvalidHyperparameterError
-from ..hyperparams import PerLayer, PerParameter, as_real
+from ..hyperparams import _Vector, as_real
 from ..net import find_dropout_layers, relax_dropout
 from ._base import Binding, Hyperparameter
 
@@ -65,7 +65,7 @@ class Dropout(Hyperparameter):
 
     @classmethod
     def from_entry(cls, name, local, distribution, net):  # noqa: D102
-        if isinstance(distribution, PerLayer | PerParameter):
+        if isinstance(distribution, _Vector):
             raise InvalidHyperparameterError(
                 f"{name!r}: PerLayer / PerParameter apply to weight decay only; a "
                 f"dropout rate is one value per module argument. Got {distribution!r}."

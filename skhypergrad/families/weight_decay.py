@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from ..exceptions import InvalidHyperparameterError
-from ..hyperparams import PerLayer, PerParameter, as_real
+from ..hyperparams import PerClass, PerFeature, PerLayer, PerParameter, as_real
 from ..penalties import expand_coefficients, l2_penalty, parameter_layout
 from ._base import Binding, Hyperparameter
 
@@ -93,6 +93,12 @@ class WeightDecay(Hyperparameter):
 
     @classmethod
     def from_entry(cls, name, local, distribution, net):  # noqa: D102
+        if isinstance(distribution, PerClass | PerFeature):
+            raise InvalidHyperparameterError(
+                f"{name!r} takes one decay, PerLayer(range) or PerParameter(range); "
+                f"got {distribution!r}. PerClass is for criterion__weight, PerFeature "
+                "for the scale of an InputNoise callback."
+            )
         real, granularity = as_real(distribution, name)
         check_coupled_optimizer(net, name)
         return cls(name, local, real, granularity)
