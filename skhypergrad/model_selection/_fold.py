@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import shutil
+import tempfile
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -58,6 +60,7 @@ class Fold:
     rng_state: torch.Tensor | None = None
     generator: torch.Generator | None = None
     ihvp: list | None = None  # the last solve's solution (a warm start)
+    files: str | None = None  # private directory of file-writing callbacks
 
     def __post_init__(self):
         # Every split draws from its own streams (weight init, shuffling,
@@ -117,6 +120,7 @@ def build_fold(fold, estimator, step, X, y, entries, settings, fit_params):
         overrides.update(entry.net_overrides(net))
     net.set_params(**overrides)
     net.initialize()
+    _private_files(fold, net)
     if settings.verbose >= 2:
         _label_epoch_tables(net, f"split {fold.index}")
     _materialize_lazy(net, Xt_tr)
@@ -135,6 +139,26 @@ def build_fold(fold, estimator, step, X, y, entries, settings, fit_params):
         "fit_params": _check_method_params(X, fit_params, indices=fold.train),
     }
     fold.fit_time = time.perf_counter() - start
+
+
+def _private_files(fold, net) -> None:
+    """Give the split's file-writing callbacks (skorch's ``Checkpoint``,
+    ``TrainEndCheckpoint``, ``LoadInitState``...) a directory of its own.
+
+    Every split and candidate trains a copy of the same net: with the user's
+    ``dirname`` they would all write the same files, at the same time under
+    ``n_jobs``, and ``Checkpoint(load_best=True)`` would load another split's
+    weights. The directory goes with the split (:func:`release`); the
+    refit writes where the user said.
+    """
+    names = [
+        name
+        for name, callback in net.callbacks_
+        if "dirname" in getattr(callback, "get_params", dict)()
+    ]
+    if names:
+        fold.files = tempfile.mkdtemp(prefix=f"skhypergrad-split{fold.index}-")
+        net.set_params(**{f"callbacks__{name}__dirname": fold.files for name in names})
 
 
 def _label_epoch_tables(net, label) -> None:
@@ -180,6 +204,13 @@ def end_training(fold) -> None:
     """Tell the net's callbacks that training ended."""
     if fold.error is None:
         fold.net.notify("on_train_end", X=fold.data["Xt_tr"], y=fold.data["y_tr"])
+
+
+def release(fold) -> None:
+    """Remove the split's private files (after its training ended or failed)."""
+    if fold.files is not None:
+        shutil.rmtree(fold.files, ignore_errors=True)
+        fold.files = None
 
 
 def run_epoch(fold, settings) -> None:
@@ -293,6 +324,7 @@ __all__ = [
     "Fold",
     "build_fold",
     "end_training",
+    "release",
     "run_epoch",
     "score_fold",
     "start_training",

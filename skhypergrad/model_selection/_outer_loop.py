@@ -30,6 +30,7 @@ from ._fold import (
     Fold,
     build_fold,
     end_training,
+    release,
     run_epoch,
     score_fold,
     start_training,
@@ -382,10 +383,14 @@ def run_splits(task, X, y, splits, indices, exchange, settings, on_epoch=None):
     seeds = spawn_seeds(task.seed, len(splits))
     with _GLOBAL_RNG_LOCK:
         folds = [Fold(i, *splits[i], seed=seeds[i]) for i in indices]
-        for fold in folds:
-            with fold.rng():
-                _guarded(lambda f: _build(f, task, X, y, settings), fold, settings)
-        return _train(task, folds, exchange, settings, on_epoch)
+        try:
+            for fold in folds:
+                with fold.rng():
+                    _guarded(lambda f: _build(f, task, X, y, settings), fold, settings)
+            return _train(task, folds, exchange, settings, on_epoch)
+        finally:
+            for fold in folds:
+                release(fold)
 
 
 def _build(fold, task, X, y, settings) -> None:
