@@ -12,6 +12,11 @@ Three measurements, each side by side in one run on this machine:
   ``n_jobs=1`` and ``n_jobs=2`` (loky processes, one torch thread each, the
   pool started before timing); the speed-up on two cores, and whether
   ``cv_results_`` is the same.
+- ``splits``: a search over continuous ranges only (weight decay and dropout,
+  one candidate) with ``cv=2`` on 5000 synthetic rows (2500 per split), with
+  ``n_jobs=1`` (the splits in lock-step in one process) and ``n_jobs=2`` (each
+  split in its own worker, exchanging hypergradients through gloo); the
+  speed-up, and whether ``cv_results_`` and the paths are the same.
 - ``epochs``: ``max_epochs: [10, 20, 40]`` read off one training per split,
   against three searches that each train to one value: the chosen value and
   the time.
@@ -31,7 +36,7 @@ import numpy as np
 import torch
 from _common import classifier_pipeline, save, timed, warm_up
 from joblib import parallel_config
-from scipy.stats import loguniform
+from scipy.stats import loguniform, uniform
 from sklearn.datasets import load_digits, make_classification
 from sklearn.model_selection import GridSearchCV, train_test_split
 from skorch import NeuralNetClassifier
@@ -166,6 +171,56 @@ def njobs(repeats, quick):
     return rows
 
 
+def splits(repeats, quick):
+    X, y = make_classification(
+        n_samples=5000,
+        n_features=100,
+        n_informative=20,
+        n_classes=5,
+        flip_y=0.05,
+        random_state=0,
+    )
+    X = X.astype(np.float32)
+    space = {
+        "net__optimizer__weight_decay": DECAY,
+        "net__module__dropout": uniform(0.0, 0.6),
+    }
+    epochs = 5 if quick else 15
+    with parallel_config(backend="loky", inner_max_num_threads=1):
+        HypergradSearchCV(
+            _digits_net(1), {"net__module__hidden": [8, 16]}, cv=2, n_jobs=2
+        ).fit(*_digits()[::2])  # start the workers before timing
+    rows = []
+    for rep in range(repeats):
+        fitted = {}
+        for n_jobs in (1, 2):
+            pipe = classifier_pipeline(100, 5, hidden=256, max_epochs=epochs)
+            search = HypergradSearchCV(
+                pipe, space, cv=2, n_jobs=n_jobs, random_state=rep, refit=False
+            )
+            with parallel_config(backend="loky", inner_max_num_threads=1):
+                _, seconds = timed(search.fit, X, y)
+            fitted[n_jobs] = search
+            rows.append(
+                {"search": f"n_jobs={n_jobs}", "repeat": rep, "seconds": seconds}
+            )
+            print(f"  splits n_jobs={n_jobs} rep {rep}: {seconds:.1f} s", flush=True)
+        rows[-1]["same_results"] = _same_search(fitted[1], fitted[2])
+    return rows
+
+
+def _same_search(a, b):
+    """Every non-timing column of cv_results_ and every path value equal."""
+    same = a.cv_results_["params"] == b.cv_results_["params"]
+    for key, value in a.cv_results_.items():
+        if key != "params" and not key.endswith("_time"):
+            same = same and np.array_equal(np.asarray(value), b.cv_results_[key])
+    for path_a, path_b in zip(a.paths_, b.paths_):
+        for key in ("val_loss", "hypergrad_norm"):
+            same = same and np.array_equal(path_a[key], path_b[key])
+    return bool(same)
+
+
 def epochs(repeats, quick):
     X_tr, X_te, y_tr, y_te = _digits()
     values = [5, 10, 20] if quick else [10, 20, 40]
@@ -244,8 +299,8 @@ def main():
     parser.add_argument(
         "--parts",
         nargs="+",
-        choices=("readme", "njobs", "epochs"),
-        default=["readme", "njobs", "epochs"],
+        choices=("readme", "njobs", "splits", "epochs"),
+        default=["readme", "njobs", "splits", "epochs"],
     )
     args = parser.parse_args()
     repeats = args.repeats or (1 if args.quick else 3)
@@ -270,6 +325,19 @@ def main():
         )
         same = all(r.get("same_results", True) for r in out["njobs"])
         print(f"\nspeed-up n_jobs=2 vs 1: {t1 / t2:.2f}x; same cv_results_: {same}")
+    if "splits" in args.parts:
+        out["splits"] = splits(repeats, args.quick)
+        report(
+            "the splits of one candidate in parallel (cv=2)", out["splits"], ["seconds"]
+        )
+        t1, t2 = (
+            statistics.median(
+                r["seconds"] for r in out["splits"] if r["search"] == f"n_jobs={n}"
+            )
+            for n in (1, 2)
+        )
+        same = all(r.get("same_results", True) for r in out["splits"])
+        print(f"\nspeed-up n_jobs=2 vs 1: {t1 / t2:.2f}x; same results: {same}")
     if "epochs" in args.parts:
         out["epochs"] = epochs(repeats, args.quick)
         report(

@@ -301,7 +301,7 @@ SOLVERS: dict[str, Callable[[], _Solver]] = {
     # CG on the Hessian stops at negative curvature after a few steps, and gets
     # the sign of a dropout rate's hypergradient right (docs/benchmarks.md).
     "gauss-newton": functools.partial(
-        CG, max_iter=10, damping=1e-3, curvature="gauss-newton"
+        CG, max_iter=5, damping=1e-3, curvature="gauss-newton"
     ),
 }
 
@@ -314,7 +314,7 @@ def get_solver(solver: SolverLike) -> Callable:
     solver : {"cg", "neumann", "identity", "exact", "gauss-newton"}, solver \
 object or callable
         A name in :data:`SOLVERS` gives that solver with its default options
-        (``"gauss-newton"``: ``CG(max_iter=10, damping=1e-3,
+        (``"gauss-newton"``: ``CG(max_iter=5, damping=1e-3,
         curvature="gauss-newton")``);
         a solver object (e.g. ``CG(max_iter=20)``, options checked here) or
         any callable ``solver(hvp, rhs) -> (solution, info)`` is returned as
