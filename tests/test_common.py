@@ -1,11 +1,12 @@
-"""scikit-learn's common estimator checks on HypergradSearchCV with a tiny net."""
+"""scikit-learn's common estimator checks on HypergradSearchCV and
+HypergradRegressor (one training) with a tiny net."""
 
 import torch
 from sklearn.utils.estimator_checks import parametrize_with_checks
 from skorch import NeuralNetRegressor
 from torch import nn
 
-from skhypergrad import HypergradSearchCV, Real
+from skhypergrad import HypergradRegressor, HypergradSearchCV, Real
 
 
 class TinyRegressor(nn.Module):
@@ -20,8 +21,8 @@ class TinyRegressor(nn.Module):
         return self.linear(self.drop(X))
 
 
-def make_search():
-    net = NeuralNetRegressor(
+def _net():
+    return NeuralNetRegressor(
         TinyRegressor,
         optimizer=torch.optim.Adam,
         lr=0.05,
@@ -29,11 +30,20 @@ def make_search():
         train_split=None,
         verbose=0,
     )
-    space = {
-        "optimizer__weight_decay": Real(1e-4, 1e-1, log=True),
-        "module__dropout": Real(0.0, 0.5),
-    }
-    return HypergradSearchCV(net, space, cv=2, random_state=0)
+
+
+SPACE = {
+    "optimizer__weight_decay": Real(1e-4, 1e-1, log=True),
+    "module__dropout": Real(0.0, 0.5),
+}
+
+
+def make_search():
+    return HypergradSearchCV(_net(), SPACE, cv=2, random_state=0)
+
+
+def make_single_fit():
+    return HypergradRegressor(_net(), SPACE, validation_fraction=0.3, random_state=0)
 
 
 # Listed once, with the reason, as scikit-learn does for its own searches.
@@ -59,7 +69,8 @@ EXPECTED_FAILED_CHECKS = {
 
 
 @parametrize_with_checks(
-    [make_search()], expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS
+    [make_search(), make_single_fit()],
+    expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS,
 )
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)

@@ -21,6 +21,7 @@ DOCTEST_MODULES = [
     "skhypergrad.hyperparams",
     "skhypergrad.callbacks",
     "skhypergrad.model_selection._search",
+    "skhypergrad.model_selection._single_fit",
     "skhypergrad.datasets",
     "skhypergrad.families.weight_decay",
     "skhypergrad.families.dropout",

@@ -1,5 +1,6 @@
 """scikit-learn estimators that search hyperparameters with hypergradients."""
 
 from ._search import HypergradSearchCV
+from ._single_fit import HypergradClassifier, HypergradRegressor
 
-__all__ = ["HypergradSearchCV"]
+__all__ = ["HypergradClassifier", "HypergradRegressor", "HypergradSearchCV"]

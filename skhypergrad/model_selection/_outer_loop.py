@@ -60,6 +60,7 @@ class Settings:
     return_train_score: bool
     verbose: int
     cast_inputs: bool
+    keep_estimators: bool = False
 
 
 class HyperState:
@@ -482,7 +483,7 @@ def _train(task, folds, exchange, settings, on_epoch=None):
     for fold in folds:
         with fold.rng():
             end_training(fold)
-    return _part(task, folds, snapshots, path)
+    return _part(task, folds, snapshots, path, settings.keep_estimators)
 
 
 def _summaries(state, folds, exchange, per_fold, first) -> dict:
@@ -576,13 +577,15 @@ def _snapshot(folds, raw, settings) -> dict:
     return {"out": out, "raw": raw}
 
 
-def _part(task, folds, snapshots, path=()) -> dict:
-    """What a process hands back for its splits of a candidate."""
+def _part(task, folds, snapshots, path=(), keep=False) -> dict:
+    """What a process hands back for its splits of a candidate (with their
+    trained estimators if ``keep``)."""
     net = next((f.net for f in folds if f.net is not None), None)
     return {
         "snapshots": snapshots,
         "path": list(path),
         "layout": None if net is None else parameter_layout(net.module_),
+        "estimators": {f.index: f.estimator for f in folds if keep and f.error is None},
     }
 
 
@@ -590,6 +593,9 @@ def assemble(task, parts, settings) -> list:
     """The candidate's rows (one per epoch value) from its splits' parts."""
     layout = next((p["layout"] for p in parts if p["layout"] is not None), None)
     path = next((p["path"] for p in parts if p["path"]), [])
+    estimators = {}
+    for part in parts:
+        estimators.update(part.get("estimators", {}))
     rows = []
     for epoch in task.epochs:
         out = {}
@@ -608,6 +614,7 @@ def assemble(task, parts, settings) -> list:
                 "out": [out[i] for i in sorted(out)],
                 "path": [r for r in path if r["epoch"] < epoch],
                 "values": values,
+                "estimators": estimators,
             }
         )
     _warn_failures(rows[-1]["out"], settings)

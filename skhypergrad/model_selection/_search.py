@@ -200,6 +200,10 @@ return_train_score
     ['batch_size', 'optimizer__weight_decay']
     """
 
+    # Whether the rows hand back the split estimators (the single-fit
+    # estimators predict with theirs).
+    _keeps_split_estimators = False
+
     _parameter_constraints = {
         **BaseSearchCV._parameter_constraints,
         "estimator": [HasMethods(["fit"])],
@@ -347,6 +351,7 @@ return_train_score
         self._forget_fit()
         net, step = split_estimator(self.estimator)
         subspaces = resolve_space(self.param_distributions, net, step)
+        self._check_space(subspaces)
         X, y = self._check_data(X, y, net)
         with sklearn_errors("scoring / refit"):
             scorers, refit_metric = self._get_scorers()
@@ -383,7 +388,7 @@ return_train_score
             self.best_params_ = results["params"][self.best_index_]
             self.path_ = self.paths_[self.best_index_]
         if self.refit:
-            self._refit(X, y, net_params, step)
+            self._refit(X, y, net_params, step, rows)
             progress.close(refitted=True)
         self.cv_results_ = results
 
@@ -441,6 +446,7 @@ return_train_score
             return_train_score=self.return_train_score,
             verbose=self.verbose,
             cast_inputs=self.cast_inputs,
+            keep_estimators=self._keeps_split_estimators,
         )
 
     def _search(self, X, y, subspaces, splits, settings, net_params, progress):
@@ -577,7 +583,10 @@ return_train_score
             results.append(rows)
         return results
 
-    def _refit(self, X, y, net_params, step):
+    def _check_space(self, subspaces) -> None:
+        """Refuse a space this estimator cannot search (every space is fine here)."""
+
+    def _refit(self, X, y, net_params, step, rows):
         estimator = clone(self.estimator).set_params(
             **clone(self.best_params_, safe=False)
         )
