@@ -44,7 +44,12 @@ from sklearn.preprocessing import StandardScaler
 from skorch import NeuralNetClassifier, NeuralNetRegressor
 from torch import nn
 
-from skhypergrad import HypergradSearchCV, PerLayer
+from skhypergrad import (
+    HypergradClassifier,
+    HypergradRegressor,
+    HypergradSearchCV,
+    PerLayer,
+)
 
 WD_RANGE = (1e-6, 1e-1)
 DROPOUT_RANGE = (0.0, 0.6)
@@ -205,6 +210,14 @@ def searches(pipe, seed, task, quick):
                 random_state=seed,
             ),
             CV + 1,
+        ),
+        # One training in total, for data too large to train cv times: a third
+        # of the rows held out (as each CV split holds out a third), no refit.
+        "Hypergrad one training": (
+            (HypergradClassifier if task == "classification" else HypergradRegressor)(
+                pipe, space, validation_fraction=1 / CV, random_state=seed
+            ),
+            1,
         ),
     }
     optuna_search = _optuna(pipe, seed, budget, wd, drop)
