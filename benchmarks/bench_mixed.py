@@ -29,12 +29,13 @@ tables and saves ``benchmarks/results/mixed[_quick].json``.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import warnings
 
 import numpy as np
 import torch
-from _common import classifier_pipeline, save, timed, warm_up
+from _common import RESULTS, classifier_pipeline, save, timed, warm_up
 from joblib import parallel_config
 from scipy.stats import loguniform, uniform
 from sklearn.datasets import load_digits, make_classification
@@ -343,7 +344,11 @@ def main():
         report(
             "max_epochs from one training", out["epochs"], ["seconds", "chosen_epochs"]
         )
-    path = save("mixed_quick" if args.quick else "mixed", out)
+    # Parts run on their own are merged into the saved results of the others.
+    name = "mixed_quick" if args.quick else "mixed"
+    if (RESULTS / f"{name}.json").exists():
+        out = {**json.loads((RESULTS / f"{name}.json").read_text()), **out}
+    path = save(name, out)
     print(f"\nsaved {path}")
 
 
