@@ -8,8 +8,8 @@ where dropout matters (digits with 20% of the training labels replaced, the
   its per-rate test accuracy is the curve the others are read against;
 - HypergradSearchCV with ``solver="cg"`` (truncated CG on the Hessian, the
   default before the Gauss-Newton curvature);
-- HypergradSearchCV with its default ``solver="gauss-newton"``
-  (``CG(max_iter=10, damping=1e-3, curvature="gauss-newton")``);
+- HypergradSearchCV with its default ``solver="gauss-newton"`` (its label
+  says the CG iterations and samples per hyper-step);
 - HypergradSearchCV with 20 Gauss-Newton CG iterations.
 
 The hypergradient searches get ``uniform(0.0, 0.8)`` and start at 0.4.
@@ -22,7 +22,9 @@ HypergradSearchCV over ``loguniform(1e-6, 1e-1)`` with ``"cg"`` and with its
 default solver.
 
 Run: ``python benchmarks/bench_dropout.py`` (seeds 3-5, about 2 minutes on two
-cores), ``--decay`` (1 minute), or ``--seeds 1 --first-seed 0``. Saves
+cores), ``--decay`` (1 minute), or ``--seeds 1 --first-seed 0``. With
+``--variants gn5 b128 ...`` the grid is compared with those settings of the
+Gauss-Newton solver instead (how the default was sized, on seeds 0-2). Saves
 ``benchmarks/results/dropout.json`` (``decay.json``).
 """
 
@@ -41,7 +43,7 @@ from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV
 
 from skhypergrad import HypergradSearchCV
-from skhypergrad.hypergrad import CG
+from skhypergrad.hypergrad import CG, get_solver
 
 RATES = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
 DECAYS = [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1]
@@ -66,25 +68,53 @@ STUDIES = {
 GGN20 = CG(max_iter=20, damping=1e-3, curvature="gauss-newton")
 
 
-def searches(pipe, seed, study, interval=1):
+def _gn(max_iter, **options):
+    return CG(max_iter=max_iter, damping=1e-3, curvature="gauss-newton", **options)
+
+
+# Settings of the Gauss-Newton solver compared with --variants (label:
+# HypergradSearchCV arguments): how many CG iterations and samples per
+# hyper-step dropout needs.
+VARIANTS = {
+    "gn5 b128": {"solver": _gn(5), "hyper_batch_size": 128},
+    "gn10 b128": {"solver": _gn(10), "hyper_batch_size": 128},
+    "gn10 b256": {"solver": _gn(10), "hyper_batch_size": 256},
+    "gn20 b128": {"solver": _gn(20), "hyper_batch_size": 128},
+    "gn20 b64": {"solver": _gn(20), "hyper_batch_size": 64},
+    "gn5 b128 warm": {"solver": _gn(5, warm_start=True), "hyper_batch_size": 128},
+    "gn10 b128 warm": {"solver": _gn(10, warm_start=True), "hyper_batch_size": 128},
+}
+
+
+def searches(pipe, seed, study, interval=1, variants=None):
     name, values, distribution, _, _ = STUDIES[study]
     space = {name: distribution}
     common = {"cv": 3, "random_state": seed, "hyper_interval": interval}
-    return {
-        f"GridSearchCV, {len(values)} values": GridSearchCV(pipe, {name: values}, cv=3),
+    grid = {
+        f"GridSearchCV, {len(values)} values": GridSearchCV(pipe, {name: values}, cv=3)
+    }
+    if variants:
+        return grid | {
+            f"HypergradSearchCV, {v}": HypergradSearchCV(
+                pipe, space, **common, **VARIANTS[v]
+            )
+            for v in variants
+        }
+    default = HypergradSearchCV(pipe, space, **common)
+    solver = get_solver(default.solver)
+    return grid | {
         "HypergradSearchCV, cg (Hessian)": HypergradSearchCV(
             pipe, space, solver="cg", **common
         ),
-        "HypergradSearchCV, default (Gauss-Newton cg-10)": HypergradSearchCV(
-            pipe, space, **common
-        ),
+        f"HypergradSearchCV, default (Gauss-Newton cg-{solver.max_iter}, "
+        f"batch {default.hyper_batch_size})": default,
         "HypergradSearchCV, Gauss-Newton cg-20": HypergradSearchCV(
             pipe, space, solver=GGN20, **common
         ),
     }
 
 
-def run(name, seed, study, interval=1):
+def run(name, seed, study, interval=1, variants=None):
     param, values, _, fixed, _ = STUDIES[study]
     X_tr, X_te, y_tr, y_te = load(name, seed)
     n_classes = len(np.unique(y_tr))
@@ -93,7 +123,7 @@ def run(name, seed, study, interval=1):
     )
     pipe.set_params(**fixed)
     rows = []
-    for label, search in searches(pipe, seed, study, interval).items():
+    for label, search in searches(pipe, seed, study, interval, variants).items():
         grid = isinstance(search, GridSearchCV)
         Xs, ys = (
             (X_tr.astype(np.float32), y_tr.astype(np.int64)) if grid else (X_tr, y_tr)
@@ -178,6 +208,12 @@ def main():
     )
     parser.add_argument("--datasets", nargs="+", default=None)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        choices=tuple(VARIANTS),
+        help="compare these Gauss-Newton settings with the grid instead",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     warm_up()
@@ -186,10 +222,11 @@ def main():
     rows = []
     for name in args.datasets or STUDIES[study][4]:
         for seed in range(args.first_seed, args.first_seed + args.seeds):
-            rows.extend(run(name, seed, study, args.hyper_interval))
+            rows.extend(run(name, seed, study, args.hyper_interval, args.variants))
     report(rows, values)
     tag = "" if args.hyper_interval == 1 else f"_interval{args.hyper_interval}"
     seeds = "" if args.first_seed == 3 else f"_seeds{args.first_seed}"
+    tag += "_variants" if args.variants else ""
     path = save(study + tag + seeds, {"rows": rows, "values": values})
     print(f"\nsaved {path}")
 
