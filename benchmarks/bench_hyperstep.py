@@ -7,8 +7,10 @@ values, through an inner loss of cross-entropy on a 256-sample training batch
 plus ``0.5 * sum(lambda * w**2)``. It is timed for 1 (global), per-layer and
 per-weight hyperparameters, on ``_common.MLP`` nets of about 10k, 100k, 1M and
 3M weights (64 features, 10 classes, synthetic data), with ``identity``,
-``neumann`` (1/5/20 terms) and ``cg`` (5/20 iterations, truncated at negative
-curvature as the search runs it). Next to it: one plain training epoch of the
+``neumann`` (1/5/20 terms), ``cg`` (5/10/20 iterations, truncated at negative
+curvature) and ``gn`` (CG on the Gauss-Newton curvature, the search's default
+``solver="gauss-newton"``: 5/10/20 iterations on 128 or 256 training samples;
+the others use 256). Next to it: one plain training epoch of the
 same net (Adam, batch 128, 2000 samples; a hand-written loop and skorch's
 ``fit_loop``), and the peak RSS of both. Every configuration runs in its own
 subprocess, so its timings and its peak memory are its own.
@@ -52,8 +54,8 @@ from skhypergrad.penalties import (
 
 N_FEATURES = 64
 N_CLASSES = 10
-HYPER_BATCH = 256  # the search's default hyper_batch_size
-VAL_BATCH = 2 * HYPER_BATCH  # the search's validation batch
+HYPER_BATCH = 256  # hyper_batch_size of the methods that name none
+VAL_BATCH = 2 * HYPER_BATCH  # the largest validation batch (2 x the train batch)
 TRAIN_BATCH = 128
 WEIGHT_DECAY = 1e-3  # value every hyperparameter starts from
 POWER_ITER = 10  # Hessian-vector products alpha="auto" spends (engine default)
@@ -66,15 +68,20 @@ NETS = {
     "3M": {"hidden": 992, "n_hidden": 4},  # 3,029,578 weights, 5 layers
 }
 GRANULARITIES = ("scalar", "layer", "parameter")
-# label: (method, max_iter)
+# label: (method, max_iter[, hyper_batch_size]); "gn": CG on the Gauss-Newton
+# curvature, the search's solver="gauss-newton".
 METHODS = {
     "identity": ("identity", 0),
     "neumann-1": ("neumann", 1),
     "neumann-5": ("neumann", 5),
     "neumann-20": ("neumann", 20),
     "cg-5": ("cg", 5),
-    "cg-10": ("cg", 10),  # the search's default
+    "cg-10": ("cg", 10),
     "cg-20": ("cg", 20),
+    "gn-5 b128": ("gn", 5, 128),  # the search's default
+    "gn-10 b128": ("gn", 10, 128),
+    "gn-10 b256": ("gn", 10, 256),  # the default before the sweep of Section 4
+    "gn-20 b128": ("gn", 20, 128),
 }
 QUICK_NETS = ("10k", "100k")
 QUICK_METHODS = ("neumann-5", "cg-5")
@@ -121,6 +128,8 @@ def make_solver(method, max_iter, damping):
     """The solver object of a ``METHODS`` entry (``alpha="auto"`` for Neumann)."""
     if method == "cg":
         return CG(max_iter=max_iter, damping=damping)  # stops at negative curvature
+    if method == "gn":
+        return CG(max_iter=max_iter, damping=damping, curvature="gauss-newton")
     if method == "neumann":
         return Neumann(max_iter=max_iter, damping=damping)
     return Identity(damping=damping)
@@ -139,12 +148,12 @@ class _Penalty(Binding):
 
 
 def one_hyperstep(
-    module, layout, granularity, raw, data, method, max_iter, damping, gen
+    module, layout, granularity, raw, data, method, max_iter, damping, gen, batch
 ):
     """The search's hyper-step on a plain module: ``module_hypergradient``."""
     X_tr, y_tr, X_val, y_val = data
-    index_in = torch.randperm(len(X_tr), generator=gen)[:HYPER_BATCH].sort().values
-    index_out = torch.randperm(len(X_val), generator=gen)[:VAL_BATCH].sort().values
+    index_in = torch.randperm(len(X_tr), generator=gen)[:batch].sort().values
+    index_out = torch.randperm(len(X_val), generator=gen)[: 2 * batch].sort().values
     dtype = trainable_parameters(module)[0].dtype
     return module_hypergradient(
         module,
@@ -169,7 +178,8 @@ def hyper_worker(args):
     layout = parameter_layout(module)
     n_hparams = layout.size_of(args.granularity)
     raw = torch.full((n_hparams,), math.log(WEIGHT_DECAY), dtype=torch.float64)
-    method, max_iter = METHODS[args.method]
+    method, max_iter, *batch = METHODS[args.method]
+    batch = batch[0] if batch else HYPER_BATCH
     times, iters, errors = [], [], []
     for rep in range(1 + args.repeats):  # the first one is a warm-up
         start = time.perf_counter()
@@ -184,6 +194,7 @@ def hyper_worker(args):
                 max_iter,
                 args.damping,
                 gen,
+                batch,
             )
             n_iter = info.solve.n_iter
         except SolverDivergedError as exc:  # timed anyway: the work was done
