@@ -89,6 +89,25 @@ CONFIGS = {
     "gn3 b128": {"solver": _gn(3), "hyper_batch_size": 128},
     "gn5 b128 warm": {"solver": _gn(5, warm_start=True), "hyper_batch_size": 128},
     "gn3 b128 warm": {"solver": _gn(3, warm_start=True), "hyper_batch_size": 128},
+    # Half the hyper-steps (the overhead target of Section 2c), larger steps.
+    "gn5 b128 interval2 lr1.0": {
+        "solver": _gn(5),
+        "hyper_batch_size": 128,
+        "hyper_interval": 2,
+        "hyper_lr": 1.0,
+    },
+    "gn5 b128 interval2 lr0.5": {
+        "solver": _gn(5),
+        "hyper_batch_size": 128,
+        "hyper_interval": 2,
+        "hyper_lr": 0.5,
+    },
+    "gn10 b128 interval2 lr1.0": {
+        "solver": _gn(10),
+        "hyper_batch_size": 128,
+        "hyper_interval": 2,
+        "hyper_lr": 1.0,
+    },
     "gn10 b256 interval2 lr1.0": {
         "solver": _gn(10),
         "hyper_batch_size": 256,

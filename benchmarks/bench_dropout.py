@@ -83,6 +83,9 @@ VARIANTS = {
     "gn20 b64": {"solver": _gn(20), "hyper_batch_size": 64},
     "gn5 b128 warm": {"solver": _gn(5, warm_start=True), "hyper_batch_size": 128},
     "gn10 b128 warm": {"solver": _gn(10, warm_start=True), "hyper_batch_size": 128},
+    # with --hyper-interval 2: half the hyper-steps, twice the step
+    "gn5 b128 lr1.0": {"solver": _gn(5), "hyper_batch_size": 128, "hyper_lr": 1.0},
+    "gn10 b128 lr1.0": {"solver": _gn(10), "hyper_batch_size": 128, "hyper_lr": 1.0},
 }
 
 
