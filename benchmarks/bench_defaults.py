@@ -35,7 +35,7 @@ from bench_search import (
 )
 from scipy.stats import loguniform, uniform
 
-from skhypergrad import HypergradSearchCV
+from skhypergrad import HypergradSearchCV, Tuned
 from skhypergrad.hypergrad import CG
 
 
@@ -126,7 +126,7 @@ def run(name, seed, configs):
     pipe = make_pipeline(task, X_tr.shape[1], n_out, epochs)
     space = {
         "net__optimizer__weight_decay": loguniform(*WD_RANGE),
-        "net__module__dropout": uniform(DROPOUT_RANGE[0], DROPOUT_RANGE[1]),
+        "net__module__dropout": Tuned(uniform(DROPOUT_RANGE[0], DROPOUT_RANGE[1])),
     }
     rows = []
     for label in configs:

@@ -42,7 +42,7 @@ from scipy.stats import loguniform, uniform
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV
 
-from skhypergrad import HypergradSearchCV
+from skhypergrad import HypergradSearchCV, Tuned
 from skhypergrad.hypergrad import CG, get_solver
 
 RATES = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
@@ -91,7 +91,8 @@ VARIANTS = {
 
 def searches(pipe, seed, study, interval=1, variants=None):
     name, values, distribution, _, _ = STUDIES[study]
-    space = {name: distribution}
+    # A dropout range is drawn by the outer search unless wrapped in Tuned.
+    space = {name: Tuned(distribution) if study == "dropout" else distribution}
     common = {"cv": 3, "random_state": seed, "hyper_interval": interval}
     grid = {
         f"GridSearchCV, {len(values)} values": GridSearchCV(pipe, {name: values}, cv=3)

@@ -43,7 +43,7 @@ from sklearn.model_selection import GridSearchCV, train_test_split
 from skorch import NeuralNetClassifier
 from torch import nn
 
-from skhypergrad import HypergradSearchCV
+from skhypergrad import HypergradSearchCV, Tuned
 
 DECAY = loguniform(1e-6, 1e-1)
 
@@ -184,7 +184,7 @@ def splits(repeats, quick):
     X = X.astype(np.float32)
     space = {
         "net__optimizer__weight_decay": DECAY,
-        "net__module__dropout": uniform(0.0, 0.6),
+        "net__module__dropout": Tuned(uniform(0.0, 0.6)),
     }
     epochs = 5 if quick else 15
     with parallel_config(backend="loky", inner_max_num_threads=1):

@@ -49,6 +49,7 @@ from skhypergrad import (
     HypergradRegressor,
     HypergradSearchCV,
     PerLayer,
+    Tuned,
 )
 
 WD_RANGE = (1e-6, 1e-1)
@@ -163,6 +164,7 @@ def searches(pipe, seed, task, quick):
         wd: loguniform(*WD_RANGE),
         drop: uniform(DROPOUT_RANGE[0], DROPOUT_RANGE[1]),
     }
+    tuned = {wd: space[wd], drop: Tuned(space[drop])}
     grid = (
         {wd: list(np.logspace(-6, -1, 6)), drop: [0.0, 0.3, 0.6]}
         if not quick
@@ -198,14 +200,21 @@ def searches(pipe, seed, task, quick):
             ),
             None,
         ),
-        "HypergradSearchCV": (
+        # Its default: the decay tuned, the dropout range drawn n_iter=10 times
+        # by the outer search (the hypergradient of a rate is not reliable).
+        "HypergradSearchCV (dropout sampled)": (
             HypergradSearchCV(pipe, space, cv=CV, random_state=seed),
+            10 * CV + 1,
+        ),
+        # Both tuned by hypergradients: one training per split.
+        "HypergradSearchCV": (
+            HypergradSearchCV(pipe, tuned, cv=CV, random_state=seed),
             CV + 1,
         ),
         "HypergradSearchCV per-layer": (
             HypergradSearchCV(
                 pipe,
-                {wd: PerLayer(loguniform(*WD_RANGE)), drop: space[drop]},
+                {wd: PerLayer(loguniform(*WD_RANGE)), drop: tuned[drop]},
                 cv=CV,
                 random_state=seed,
             ),
@@ -215,7 +224,7 @@ def searches(pipe, seed, task, quick):
         # of the rows held out (as each CV split holds out a third), no refit.
         "Hypergrad one training": (
             (HypergradClassifier if task == "classification" else HypergradRegressor)(
-                pipe, space, validation_fraction=1 / CV, random_state=seed
+                pipe, tuned, validation_fraction=1 / CV, random_state=seed
             ),
             1,
         ),

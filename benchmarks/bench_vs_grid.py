@@ -27,11 +27,11 @@ from sklearn.datasets import load_digits
 from sklearn.metrics import accuracy_score, log_loss
 from sklearn.model_selection import GridSearchCV, train_test_split
 
-from skhypergrad import HypergradSearchCV
+from skhypergrad import HypergradSearchCV, Tuned
 
 SPACE = {
     "net__optimizer__weight_decay": loguniform(1e-6, 1e-1),
-    "net__module__dropout": uniform(0.0, 0.6),
+    "net__module__dropout": Tuned(uniform(0.0, 0.6)),
 }
 GRID = {
     "net__optimizer__weight_decay": list(np.logspace(-6, -1, 6)),

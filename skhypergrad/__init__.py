@@ -21,6 +21,7 @@ _LAZY = {
     "PerClass": "skhypergrad.hyperparams",
     "PerFeature": "skhypergrad.hyperparams",
     "Sampled": "skhypergrad.hyperparams",
+    "Tuned": "skhypergrad.hyperparams",
     "Hyperparameter": "skhypergrad.families",
     "register_family": "skhypergrad.families",
     "SkHypergradError": "skhypergrad.exceptions",

@@ -210,6 +210,41 @@ class Sampled:
         )
 
 
+class Tuned:
+    """Tune an entry by hypergradients although its family samples it by default.
+
+    A few families (dropout rates) are searched by the outer random search
+    unless asked otherwise, because their hypergradient did not reliably reach
+    a grid's choice in the benchmarks (``docs/benchmarks.md``, Section 6).
+    ``Tuned(range)`` tunes them by hypergradients anyway: one training per
+    candidate instead of ``n_iter`` draws. The inverse of :class:`Sampled`.
+
+    Parameters
+    ----------
+    distribution : Real or frozen scipy distribution
+        The continuous range to tune.
+
+    Examples
+    --------
+    >>> from scipy.stats import uniform
+    >>> from skhypergrad import Tuned
+    >>> Tuned(uniform(0.0, 0.6)).distribution.support()
+    (np.float64(0.0), np.float64(0.6))
+    """
+
+    def __init__(self, distribution):
+        self.distribution = distribution
+
+    def __repr__(self):
+        return f"Tuned({self.distribution!r})"
+
+    def __eq__(self, other):
+        return type(other) is Tuned and self.distribution == other.distribution
+
+    def __hash__(self):
+        return hash(("Tuned", repr(self.distribution)))
+
+
 class _Vector:
     granularity = "scalar"
 
@@ -413,6 +448,7 @@ def _short(values) -> str:
 
 
 __all__ = [
+    "Tuned",
     "PerClass",
     "PerFeature",
     "PerLayer",

@@ -6,7 +6,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from skorch import NeuralNetRegressor
 from torch import nn
 
-from skhypergrad import HypergradRegressor, HypergradSearchCV, Real
+from skhypergrad import HypergradRegressor, HypergradSearchCV, Real, Tuned
 
 
 class TinyRegressor(nn.Module):
@@ -34,7 +34,7 @@ def _net():
 
 SPACE = {
     "optimizer__weight_decay": Real(1e-4, 1e-1, log=True),
-    "module__dropout": Real(0.0, 0.5),
+    "module__dropout": Tuned(Real(0.0, 0.5)),
 }
 
 

@@ -51,15 +51,17 @@ class HypergradSearchCV(DataBoundaryMixin, BaseSearchCV):
 
     ``param_distributions`` is any grid or distribution dict that
     ``GridSearchCV`` or ``RandomizedSearchCV`` accepts. Entries that a
-    hyperparameter family can differentiate (weight decay, dropout rates) and
+    hyperparameter family can differentiate (weight decay, label smoothing,
+    class weights, input noise; dropout rates wrapped in ``Tuned``) and
     that are given as a continuous range are tuned inside each candidate: every
     CV split trains one network, and every ``hyper_interval`` epochs after a
     warm-up the gradient of the validation loss with respect to them is
     computed by implicit differentiation, averaged over the splits, and a
     ``hyper_optimizer`` step moves them. The other entries (lists, discrete
-    distributions, layer sizes, ``lr``, ``Sampled`` ranges, other Pipeline
-    steps) are searched as ``GridSearchCV`` (all lists) or
-    ``RandomizedSearchCV`` (``n_iter`` draws) would. A list for ``max_epochs``
+    distributions, layer sizes, ``lr``, ``Sampled`` ranges, dropout ranges not
+    wrapped in ``Tuned``, other Pipeline steps) are searched as
+    ``GridSearchCV`` (all lists) or ``RandomizedSearchCV`` (``n_iter`` draws)
+    would. A list for ``max_epochs``
     is read off the validation curves of the same trainings.
 
     Parameters

@@ -135,8 +135,10 @@ class _SingleFit(HypergradSearchCV):
             raise InvalidHyperparameterError(
                 f"{name} trains once and tunes continuous ranges only, but "
                 f"{key!r} is searched over {outer[key]!r} (a list, a discrete "
-                "distribution or Sampled). Fix it on the net (set_params), or "
-                "search it with HypergradSearchCV, which trains once per value."
+                "distribution, Sampled, or a range its family samples by default, "
+                "such as a dropout rate). Fix it on the net (set_params), wrap a "
+                "range in skhypergrad.Tuned(...) to tune it, or search it with "
+                "HypergradSearchCV, which trains once per value."
             )
         if not space.tuned:
             raise InvalidHyperparameterError(

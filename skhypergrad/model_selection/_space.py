@@ -21,7 +21,7 @@ from sklearn.model_selection import ParameterGrid, ParameterSampler
 
 from ..exceptions import InvalidHyperparameterError
 from ..families import claiming_family
-from ..hyperparams import Real, Sampled
+from ..hyperparams import Real, Sampled, Tuned
 
 _SUBSPACE = "__skhypergrad_subspace__"
 
@@ -115,10 +115,25 @@ def _net_name(name, step) -> str | None:
 
 def _tuned_entry(name, local, distribution, net):
     """The family entry tuning ``name``, or None when the outer search takes it."""
+    if isinstance(distribution, Tuned):
+        return _forced_entry(name, local, distribution.distribution, net)
     if local is None or isinstance(distribution, Sampled):
         return None
     family = claiming_family(local, distribution, net)
     if family is None:
+        return None
+    if not family.tuned_by_default:
+        if not _is_list(distribution) and not _is_discrete(distribution):
+            family.from_entry(name, local, distribution, net)  # the same checks
+            warnings.warn(
+                f"{name!r} is drawn by the outer search (n_iter draws, one training "
+                f"each), not tuned by hypergradients: {family.sampled_because}. "
+                f"Wrap the range in skhypergrad.Tuned(...) to tune it by "
+                "hypergradients within each candidate anyway, or in "
+                "skhypergrad.Sampled(...) to draw it without this warning.",
+                UserWarning,
+                stacklevel=5,
+            )
         return None
     if _is_list(distribution):
         warnings.warn(
@@ -133,6 +148,24 @@ def _tuned_entry(name, local, distribution, net):
     if _is_discrete(distribution):
         return None  # randint & co.: drawn by the outer search
     # The family decides what else it can tune, and says why it cannot.
+    return family.from_entry(name, local, distribution, net)
+
+
+def _forced_entry(name, local, distribution, net):
+    """The entry of a range wrapped in ``Tuned``: a family must take it."""
+    family = None if local is None else claiming_family(local, distribution, net)
+    if family is None or _is_list(distribution) or _is_discrete(distribution):
+        what = (
+            "a continuous range"
+            if family is not None
+            else "an entry that a hyperparameter family can tune (weight decay, "
+            "dropout rates, label smoothing, class weights, input noise)"
+        )
+        raise InvalidHyperparameterError(
+            f"{name!r} is wrapped in Tuned({distribution!r}), which needs {what}. "
+            "Give Tuned a range such as scipy.stats.uniform(0.0, 0.6), or search "
+            "the entry without Tuned."
+        )
     return family.from_entry(name, local, distribution, net)
 
 

@@ -20,7 +20,7 @@ import torch
 from scipy.stats import loguniform, uniform
 from skorch.exceptions import DeviceWarning
 
-from skhypergrad import HypergradSearchCV, PerParameter
+from skhypergrad import HypergradSearchCV, PerParameter, Tuned
 
 needs_cuda = pytest.mark.skipif(
     not torch.cuda.is_available(), reason="needs a CUDA device"
@@ -28,11 +28,11 @@ needs_cuda = pytest.mark.skipif(
 MIXED = {
     "lr": [0.01, 0.03],
     "optimizer__weight_decay": loguniform(1e-5, 1e-1),
-    "module__dropout": uniform(0.0, 0.5),
+    "module__dropout": Tuned(uniform(0.0, 0.5)),
 }
 PER_WEIGHT = {
     "optimizer__weight_decay": PerParameter(loguniform(1e-5, 1e-1)),
-    "module__dropout": uniform(0.0, 0.5),
+    "module__dropout": Tuned(uniform(0.0, 0.5)),
 }
 
 

@@ -16,7 +16,7 @@ from scipy.stats import loguniform, randint, uniform
 from skorch import NeuralNetClassifier, NeuralNetRegressor
 from torch import nn
 
-from skhypergrad import HypergradSearchCV, PerLayer, PerParameter, Real, Sampled
+from skhypergrad import HypergradSearchCV, PerLayer, PerParameter, Real, Sampled, Tuned
 from skhypergrad.exceptions import SkHypergradError
 from skhypergrad.hypergrad import CG, Neumann
 
@@ -87,7 +87,9 @@ valid_spaces = st.fixed_dictionaries(
         ),
         "module__dropout": st.one_of(
             st.builds(
-                lambda lo, w: uniform(lo, w), st.floats(0.0, 0.5), st.floats(0.01, 0.4)
+                lambda lo, w: Tuned(uniform(lo, w)),
+                st.floats(0.0, 0.5),
+                st.floats(0.01, 0.4),
             ),
             st.just(Sampled(uniform(0.0, 0.5))),
             st.just([0.0, 0.3]),

@@ -12,7 +12,14 @@ from sklearn.preprocessing import StandardScaler
 from skorch.callbacks import Callback
 
 import skhypergrad
-from skhypergrad import HypergradSearchCV, PerLayer, PerParameter, Sampled, bilevel
+from skhypergrad import (
+    HypergradSearchCV,
+    PerLayer,
+    PerParameter,
+    Sampled,
+    Tuned,
+    bilevel,
+)
 from skhypergrad.exceptions import InvalidInputError, SkHypergradError
 
 DECAY = loguniform(1e-5, 1e-1)
@@ -40,7 +47,7 @@ def test_skorch_readme_grid_runs_as_one_search(classification_data, make_classif
         "max_epochs": [3, 6],
         "module__hidden": [8, 16],
         "optimizer__weight_decay": DECAY,
-        "module__dropout": uniform(0.0, 0.5),
+        "module__dropout": Tuned(uniform(0.0, 0.5)),
     }
     search = _search(make_classifier(), space).fit(X, y)
     grid = GridSearchCV(make_classifier(), {"lr": [0.01], "max_epochs": [3]}, cv=2).fit(
@@ -111,7 +118,7 @@ def test_list_of_dicts_is_searched_per_dict(classification_data, make_classifier
     X, y = classification_data
     space = [
         {"optimizer__weight_decay": DECAY},
-        {"module__hidden": [4, 8], "module__dropout": uniform(0.0, 0.5)},
+        {"module__hidden": [4, 8], "module__dropout": Tuned(uniform(0.0, 0.5))},
     ]
 
     search = _search(make_classifier(), space).fit(X, y)
@@ -193,7 +200,7 @@ def test_max_epochs_refit_trains_chosen_number(classification_data, make_classif
         {"optimizer__weight_decay": DECAY},
         {"optimizer__weight_decay": PerLayer(DECAY)},
         {"optimizer__weight_decay": PerParameter(DECAY)},
-        {"module__dropout": uniform(0.0, 0.5)},
+        {"module__dropout": Tuned(uniform(0.0, 0.5))},
     ],
     ids=["scalar", "PerLayer", "PerParameter", "dropout"],
 )
@@ -366,7 +373,10 @@ def test_gauss_newton_solver_runs_the_search(classification_data, make_classifie
 
     X, y = classification_data
     solver = CG(max_iter=15, damping=1e-3, curvature="gauss-newton")
-    space = {"optimizer__weight_decay": DECAY, "module__dropout": uniform(0.0, 0.5)}
+    space = {
+        "optimizer__weight_decay": DECAY,
+        "module__dropout": Tuned(uniform(0.0, 0.5)),
+    }
 
     search = _search(make_classifier(), space, solver=solver).fit(X, y)
 
@@ -470,3 +480,45 @@ def test_rank_test_loss_ranks_ties_as_grid_search_does():
     more = more_results([row(0.5), row(0.2), row(0.5), row(float("nan"))])
 
     assert list(more["rank_test_loss"]) == [2, 1, 2, 4]
+
+
+# --------------------------------------------- dropout: sampled unless Tuned
+def test_a_dropout_range_is_drawn_by_the_outer_search_with_a_warning(
+    classification_data, make_classifier
+):
+    X, y = classification_data
+    space = {"optimizer__weight_decay": DECAY, "module__dropout": uniform(0.0, 0.5)}
+
+    with pytest.warns(UserWarning, match=r"'module__dropout' is drawn.*Tuned"):
+        search = _search(make_classifier(max_epochs=3), space, n_iter=3).fit(X, y)
+
+    rates = [p["module__dropout"] for p in search.cv_results_["params"]]
+    assert len(rates) == 3  # n_iter draws, the decay tuned within each
+    assert len(set(rates)) == 3
+    assert all(0.0 <= r <= 0.5 for r in rates)
+    assert "module__dropout" not in search.path_
+
+
+def test_tuned_dropout_follows_its_hypergradient(classification_data, make_classifier):
+    X, y = classification_data
+    space = {"module__dropout": Tuned(uniform(0.0, 0.5))}
+
+    search = _search(make_classifier(max_epochs=4), space).fit(X, y)
+
+    assert len(search.cv_results_["params"]) == 1
+    assert len(search.path_["module__dropout"]) > 0
+
+
+@pytest.mark.parametrize(
+    ("space", "match"),
+    [
+        ({"lr": Tuned(uniform(0.01, 0.1))}, "family can tune"),
+        ({"module__dropout": Tuned([0.1, 0.2])}, "a continuous range"),
+        ({"module__dropout": uniform(0.0, 2.0)}, r"must lie in \[0, 1\)"),
+    ],
+)
+def test_tuned_and_sampled_dropout_ranges_are_checked(
+    classification_data, make_classifier, space, match
+):
+    with pytest.raises(SkHypergradError, match=match):
+        _search(make_classifier(), space).fit(*classification_data)

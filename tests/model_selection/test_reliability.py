@@ -14,7 +14,13 @@ from sklearn.exceptions import FitFailedWarning, NotFittedError
 from skorch.callbacks import Callback, EarlyStopping
 from torch import nn
 
-from skhypergrad import AllFitsFailedError, HypergradSearchCV, PerParameter, bilevel
+from skhypergrad import (
+    AllFitsFailedError,
+    HypergradSearchCV,
+    PerParameter,
+    Tuned,
+    bilevel,
+)
 from skhypergrad.exceptions import (
     HyperstepSkippedWarning,
     InvalidInputError,
@@ -24,7 +30,7 @@ from skhypergrad.hypergrad import Neumann
 
 SPACE = {
     "optimizer__weight_decay": loguniform(1e-5, 1e-1),
-    "module__dropout": uniform(0.0, 0.5),
+    "module__dropout": Tuned(uniform(0.0, 0.5)),
 }
 
 

@@ -27,6 +27,7 @@ from skhypergrad import (
     PerLayer,
     PerParameter,
     Real,
+    Tuned,
     WeightDecayPenalty,
 )
 from skhypergrad.exceptions import (
@@ -39,7 +40,7 @@ from skhypergrad.utils._validation import InvalidParameterError
 from .conftest import MAX_EPOCHS, N_LAYERS, N_WEIGHTS
 
 WEIGHT_DECAY = Real(1e-5, 1e-1, log=True)
-DROPOUT = Real(0.0, 0.5)
+DROPOUT = Tuned(Real(0.0, 0.5))
 SPACE = {"optimizer__weight_decay": WEIGHT_DECAY, "module__dropout": DROPOUT}
 
 
@@ -100,7 +101,8 @@ def test_best_params_are_python_floats_inside_bounds(fitted_search):
     for name, value in best.items():
         assert type(value) is float
         assert not np.isnan(value)
-        assert SPACE[name].low <= value <= SPACE[name].high
+        real = getattr(SPACE[name], "distribution", SPACE[name])  # Tuned(...)
+        assert real.low <= value <= real.high
     assert fitted_search.cv_results_["params"][fitted_search.best_index_] == best
 
 

@@ -14,6 +14,7 @@ from skhypergrad import (
     InvalidHyperparameterError,
     InvalidInputError,
     Sampled,
+    Tuned,
     UnsupportedEstimatorError,
 )
 
@@ -29,7 +30,10 @@ def test_classifier_trains_once_and_predicts_with_that_net(
 ):
     X, y = classification_data
     labels = np.array(["ant", "bee", "cat"])[y]  # labels as users have them
-    space = {"optimizer__weight_decay": DECAY, "module__dropout": uniform(0.0, 0.5)}
+    space = {
+        "optimizer__weight_decay": DECAY,
+        "module__dropout": Tuned(uniform(0.0, 0.5)),
+    }
 
     model = HypergradClassifier(
         make_classifier(max_epochs=8), space, validation_fraction=0.25, random_state=0
