@@ -200,10 +200,11 @@ _DOC = """{summary}
     estimator : skorch.{net} or Pipeline ending in one
         The net to train (in a Pipeline, name its entries ``<step>__<param>``).
     param_distributions : dict
-        Continuous ranges only (weight decay, dropout rates, label smoothing,
-        input noise..., see :class:`HypergradSearchCV`); a list, a discrete
-        distribution or ``Sampled`` is refused: fix those on the net or search
-        them with ``HypergradSearchCV``.
+        Continuous ranges only (weight decay, label smoothing, input noise,
+        dropout rates wrapped in ``Tuned``..., see :class:`HypergradSearchCV`);
+        a list, a discrete distribution, ``Sampled`` or a bare dropout range is
+        refused: fix those on the net or search them with
+        ``HypergradSearchCV``.
     validation_fraction : float, default=0.1
         Share of the rows held out to tune on (shuffled{stratified}).
     scoring : str, callable or None, default=None
