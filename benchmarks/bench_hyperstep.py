@@ -430,7 +430,8 @@ def main_parent(args):
     print(f"\nPlain training, one epoch of {args.n_train} samples (batch 128, Adam)\n")
     print(plain_table(plain))
     print(
-        f"\nOne hyper-step (train batch {HYPER_BATCH}, val batch {VAL_BATCH}, "
+        f"\nOne hyper-step (train batch {HYPER_BATCH} and val batch {VAL_BATCH} "
+        "unless the method names its batch 'bN': N and 2N; "
         f"damping {args.damping:g}; median of {args.repeats}; HVPs = solver "
         f"iterations run + {POWER_ITER} for alpha='auto'; "
         "cg stops at the first non-positive curvature, as in the search)\n"
