@@ -54,6 +54,13 @@ def classifier_pipeline(n_features, n_classes, *, hidden=128, max_epochs=30, lr=
     return Pipeline([("scale", StandardScaler()), ("net", net)])
 
 
+def gauss_newton(max_iter, **options):
+    """``CG`` on the Gauss-Newton curvature with the search's damping."""
+    from skhypergrad.hypergrad import CG
+
+    return CG(max_iter=max_iter, damping=1e-3, curvature="gauss-newton", **options)
+
+
 def warm_up():
     """Fit a tiny skorch net once, so that no timed search pays torch's one-off
     imports and initialisation (about 3 s on the first optimizer otherwise)."""

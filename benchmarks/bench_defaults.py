@@ -24,7 +24,7 @@ import warnings
 
 import numpy as np
 import torch
-from _common import RESULTS, numeric_params, save, timed, warm_up
+from _common import RESULTS, gauss_newton, numeric_params, save, timed, warm_up
 from bench_search import (
     DATASETS,
     DROPOUT_RANGE,
@@ -37,11 +37,6 @@ from scipy.stats import loguniform, uniform
 
 from skhypergrad import HypergradSearchCV, Tuned
 from skhypergrad.hypergrad import CG
-
-
-def _gn(max_iter, **options):
-    return CG(max_iter=max_iter, damping=1e-3, curvature="gauss-newton", **options)
-
 
 # label: keyword arguments of HypergradSearchCV (everything else default).
 # Every setting names the learning rate, its schedule and Adam's betas, so that
@@ -83,33 +78,39 @@ CONFIGS = {
     # The Gauss-Newton solver (the default since the dropout study): how much
     # of its cost (CG iterations x hyper-step batch) the tuning needs, and
     # whether starting each solve from the split's previous solution helps.
-    "gn10 b256 (default)": {"solver": _gn(10), "hyper_batch_size": 256},
-    "gn5 b256": {"solver": _gn(5), "hyper_batch_size": 256},
-    "gn5 b128": {"solver": _gn(5), "hyper_batch_size": 128},
-    "gn3 b128": {"solver": _gn(3), "hyper_batch_size": 128},
-    "gn5 b128 warm": {"solver": _gn(5, warm_start=True), "hyper_batch_size": 128},
-    "gn3 b128 warm": {"solver": _gn(3, warm_start=True), "hyper_batch_size": 128},
+    "gn10 b256 (default)": {"solver": gauss_newton(10), "hyper_batch_size": 256},
+    "gn5 b256": {"solver": gauss_newton(5), "hyper_batch_size": 256},
+    "gn5 b128": {"solver": gauss_newton(5), "hyper_batch_size": 128},
+    "gn3 b128": {"solver": gauss_newton(3), "hyper_batch_size": 128},
+    "gn5 b128 warm": {
+        "solver": gauss_newton(5, warm_start=True),
+        "hyper_batch_size": 128,
+    },
+    "gn3 b128 warm": {
+        "solver": gauss_newton(3, warm_start=True),
+        "hyper_batch_size": 128,
+    },
     # Half the hyper-steps (the overhead target of Section 2c), larger steps.
     "gn5 b128 interval2 lr1.0": {
-        "solver": _gn(5),
+        "solver": gauss_newton(5),
         "hyper_batch_size": 128,
         "hyper_interval": 2,
         "hyper_lr": 1.0,
     },
     "gn5 b128 interval2 lr0.5": {
-        "solver": _gn(5),
+        "solver": gauss_newton(5),
         "hyper_batch_size": 128,
         "hyper_interval": 2,
         "hyper_lr": 0.5,
     },
     "gn10 b128 interval2 lr1.0": {
-        "solver": _gn(10),
+        "solver": gauss_newton(10),
         "hyper_batch_size": 128,
         "hyper_interval": 2,
         "hyper_lr": 1.0,
     },
     "gn10 b256 interval2 lr1.0": {
-        "solver": _gn(10),
+        "solver": gauss_newton(10),
         "hyper_batch_size": 256,
         "hyper_interval": 2,
         "hyper_lr": 1.0,

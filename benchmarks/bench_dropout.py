@@ -36,7 +36,7 @@ import warnings
 
 import numpy as np
 import torch
-from _common import classifier_pipeline, save, timed, warm_up
+from _common import classifier_pipeline, gauss_newton, save, timed, warm_up
 from bench_search import DATASETS, load
 from scipy.stats import loguniform, uniform
 from sklearn.base import clone
@@ -68,24 +68,34 @@ STUDIES = {
 GGN20 = CG(max_iter=20, damping=1e-3, curvature="gauss-newton")
 
 
-def _gn(max_iter, **options):
-    return CG(max_iter=max_iter, damping=1e-3, curvature="gauss-newton", **options)
-
-
 # Settings of the Gauss-Newton solver compared with --variants (label:
 # HypergradSearchCV arguments): how many CG iterations and samples per
 # hyper-step dropout needs.
 VARIANTS = {
-    "gn5 b128": {"solver": _gn(5), "hyper_batch_size": 128},
-    "gn10 b128": {"solver": _gn(10), "hyper_batch_size": 128},
-    "gn10 b256": {"solver": _gn(10), "hyper_batch_size": 256},
-    "gn20 b128": {"solver": _gn(20), "hyper_batch_size": 128},
-    "gn20 b64": {"solver": _gn(20), "hyper_batch_size": 64},
-    "gn5 b128 warm": {"solver": _gn(5, warm_start=True), "hyper_batch_size": 128},
-    "gn10 b128 warm": {"solver": _gn(10, warm_start=True), "hyper_batch_size": 128},
+    "gn5 b128": {"solver": gauss_newton(5), "hyper_batch_size": 128},
+    "gn10 b128": {"solver": gauss_newton(10), "hyper_batch_size": 128},
+    "gn10 b256": {"solver": gauss_newton(10), "hyper_batch_size": 256},
+    "gn20 b128": {"solver": gauss_newton(20), "hyper_batch_size": 128},
+    "gn20 b64": {"solver": gauss_newton(20), "hyper_batch_size": 64},
+    "gn5 b128 warm": {
+        "solver": gauss_newton(5, warm_start=True),
+        "hyper_batch_size": 128,
+    },
+    "gn10 b128 warm": {
+        "solver": gauss_newton(10, warm_start=True),
+        "hyper_batch_size": 128,
+    },
     # with --hyper-interval 2: half the hyper-steps, twice the step
-    "gn5 b128 lr1.0": {"solver": _gn(5), "hyper_batch_size": 128, "hyper_lr": 1.0},
-    "gn10 b128 lr1.0": {"solver": _gn(10), "hyper_batch_size": 128, "hyper_lr": 1.0},
+    "gn5 b128 lr1.0": {
+        "solver": gauss_newton(5),
+        "hyper_batch_size": 128,
+        "hyper_lr": 1.0,
+    },
+    "gn10 b128 lr1.0": {
+        "solver": gauss_newton(10),
+        "hyper_batch_size": 128,
+        "hyper_lr": 1.0,
+    },
 }
 
 

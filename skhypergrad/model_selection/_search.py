@@ -278,12 +278,15 @@ return_train_score
         self.n_starts = n_starts
         self.average_last = average_last
         self.cast_inputs = cast_inputs
+        self._store_optimizer_kwargs(kwargs)
+
+    # ------------------------------------------- skorch-style optimiser args
+    def _store_optimizer_kwargs(self, kwargs) -> None:
         # Unknown keywords are reported by fit, as scikit-learn validates there.
         self._unknown_kwargs = sorted(set(kwargs) - set(_optimizer_keys(kwargs)))
         for key in _optimizer_keys(kwargs):
             setattr(self, key, kwargs[key])
 
-    # ------------------------------------------- skorch-style optimiser args
     def get_params(self, deep=True):
         """Get parameters, ``hyper_optimizer__<name>`` arguments included.
 

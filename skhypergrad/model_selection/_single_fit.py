@@ -103,12 +103,7 @@ class _SingleFit(HypergradSearchCV):
         self.hyper_batch_size = hyper_batch_size
         self.average_last = average_last
         self.cast_inputs = cast_inputs
-        self._unknown_kwargs = sorted(
-            k for k in kwargs if not k.startswith("hyper_optimizer__")
-        )
-        for key, value in kwargs.items():
-            if key.startswith("hyper_optimizer__"):
-                setattr(self, key, value)
+        self._store_optimizer_kwargs(kwargs)
 
     def _check_space(self, subspaces) -> None:
         name = type(self).__name__
