@@ -703,7 +703,8 @@ def _by_split(tasks, splits, settings, n_jobs) -> bool:
     n_workers = effective_n_jobs(n_jobs)
     backend, _ = get_active_backend()
     return (
-        len(splits) > 1
+        torch.distributed.is_available()  # builds without it keep splits together
+        and len(splits) > 1
         and n_workers >= len(splits)
         and len(tasks) < n_workers
         and isinstance(backend, LokyBackend | MultiprocessingBackend)
