@@ -270,23 +270,22 @@ def _after_step(state, folds, exchange):
     gathered, so that every process skips or keeps the step alike.
     """
     vectors = {}
-    for k, fold in enumerate(folds):
+    for fold in folds:
         finite, bound = True, []
         for entry, raw in zip(state.entries, state.raw):
-            if entry.per_fold:
-                tensors = [raw[fold.index]] if fold.index in raw else []
-            else:
-                tensors = [raw] if k == 0 else []
-            low, high = entry.real.raw_bounds()
+            # A shared tensor is seen from every local split (clamping twice
+            # changes nothing); a split that failed to build has no tensor.
+            t = raw.get(fold.index) if entry.per_fold else raw
             hit = False
-            for t in tensors:
+            if t is not None:
+                low, high = entry.real.raw_bounds()
                 finite = finite and bool(torch.isfinite(t).all())
-                hit = hit or bool(((t < low) | (t > high)).any())
+                hit = bool(((t < low) | (t > high)).any())
                 t.clamp_(low, high)
             bound.append(float(hit))
         vectors[fold.index] = pack(float(not finite), *bound)
     gathered = torch.stack(list(exchange.gather(vectors).values()))
-    hits = gathered[:, 1:].amax(0) if len(gathered) else []
+    hits = gathered[:, 1:].amax(0)
     at_bound = sorted({e.name for e, h in zip(state.entries, hits) if h > 0})
     return bool(gathered[:, 0].amax() > 0), at_bound
 
