@@ -21,6 +21,7 @@ _LAZY = {
     "PerParameter": "skhypergrad.hyperparams",
     "PerClass": "skhypergrad.hyperparams",
     "PerFeature": "skhypergrad.hyperparams",
+    "PerSample": "skhypergrad.hyperparams",
     "Sampled": "skhypergrad.hyperparams",
     "Tuned": "skhypergrad.hyperparams",
     "Hyperparameter": "skhypergrad.families",
@@ -38,6 +39,7 @@ _LAZY = {
     "HyperstepSkippedWarning": "skhypergrad.exceptions",
     "WeightDecayPenalty": "skhypergrad.callbacks",
     "InputNoise": "skhypergrad.callbacks",
+    "SampleWeight": "skhypergrad.callbacks",
     "hypergradient": "skhypergrad.hypergrad",
     "InvalidParameterError": "skhypergrad.utils._validation",
 }

@@ -31,7 +31,7 @@ def take_rows(X, indices):
     return X.iloc[indices] if hasattr(X, "iloc") else X[indices]
 
 
-def sample_batch(X, y, size, generator):
+def sample_batch(X, y, size, generator, return_index=False):
     """A sorted random subset of ``size`` rows (all rows if fewer), as tensors.
 
     Parameters
@@ -40,17 +40,21 @@ def sample_batch(X, y, size, generator):
     y : array-like or None
     size : int
     generator : torch.Generator
+    return_index : bool, default=False
+        Also return the positions of the rows.
 
     Returns
     -------
     Xb, yb : torch.Tensor (``yb`` None when ``y`` is None)
+    index : ndarray of int
+        Only with ``return_index``.
     """
     n = len(X)
     index = torch.randperm(n, generator=generator)[: min(size, n)].numpy()
     index.sort()
     Xb = torch.as_tensor(np.asarray(take_rows(X, index)))
     yb = None if y is None else torch.as_tensor(np.asarray(y[index]))
-    return Xb, yb
+    return (Xb, yb, index) if return_index else (Xb, yb)
 
 
 def module_hypergradient(

@@ -368,13 +368,38 @@ class PerFeature(_Vector):
         return hash((super().__hash__(), self.n_features))
 
 
+class PerSample(_Vector):
+    """One hyperparameter per training sample (per-example loss weights).
+
+    The values are per CV split: every split tunes one weight per row of its
+    training part, and the refit receives one weight per row of ``X`` (the
+    geometric mean over the splits that trained on the row).
+
+    Parameters
+    ----------
+    distribution : Real or frozen scipy distribution
+        Range of each sample's weight before normalisation: the tuned weights
+        have mean 1 over a split's training rows, and the largest is at most
+        ``high / low`` times the smallest.
+
+    Examples
+    --------
+    >>> from scipy.stats import loguniform
+    >>> from skhypergrad import PerSample
+    >>> PerSample(loguniform(0.01, 1.0)).granularity
+    'sample'
+    """
+
+    granularity = "sample"
+
+
 def as_real(distribution, name: str) -> tuple[Real, str]:
     """Turn a search-space entry into a checked :class:`Real` and a granularity.
 
     Parameters
     ----------
-    distribution : Real, PerLayer, PerParameter, PerClass, PerFeature or \
-            frozen scipy distribution
+    distribution : Real, PerLayer, PerParameter, PerClass, PerFeature, \
+            PerSample or frozen scipy distribution
         The entry of ``param_distributions``.
     name : str
         Its key, for error messages.
@@ -382,7 +407,7 @@ def as_real(distribution, name: str) -> tuple[Real, str]:
     Returns
     -------
     real : Real
-    granularity : {"scalar", "layer", "parameter", "class", "feature"}
+    granularity : {"scalar", "layer", "parameter", "class", "feature", "sample"}
 
     Raises
     ------
@@ -453,6 +478,7 @@ __all__ = [
     "PerFeature",
     "PerLayer",
     "PerParameter",
+    "PerSample",
     "Real",
     "Sampled",
     "as_real",

@@ -175,3 +175,65 @@ def test_family_hypergradient_matches_finite_differences(case):
     error = float((grads[1] - expected).norm() / expected.norm())
     assert expected.norm() > 1e-3  # the validation loss does depend on it
     assert error < 1e-4, (case, grads[1], expected, error)
+
+
+def test_sample_weight_hypergradient_matches_finite_differences():
+    """Per-example weights: the hypergradient of 60 weights, checked along
+    random directions (each direction is two trainings)."""
+    from skhypergrad import PerSample, SampleWeight
+    from skhypergrad.families import SampleWeightFamily
+
+    (X, y), (X_val, y_val) = _data()
+    name = "callbacks__weights__weight"
+    net = NeuralNetClassifier(
+        Linear,
+        criterion=nn.CrossEntropyLoss,
+        optimizer=torch.optim.SGD,
+        callbacks=[("weights", SampleWeight(weight=np.ones(60)))],
+        train_split=None,
+        verbose=0,
+    ).initialize()
+    net.module_.double()
+    entries = [
+        WeightDecay.from_entry(DECAY, DECAY, loguniform(1e-3, 1.0), net),
+        SampleWeightFamily.from_entry(name, name, PerSample(loguniform(0.1, 1)), net),
+    ]
+    assert entries[1].per_fold
+    assert entries[1].size(net, 60) == 60
+    dict(net.callbacks_)["weights"].on_train_begin(net, X=X, y=y)
+    bindings = [entry.bind(net) for entry in entries]
+    every_row = np.arange(60)
+    rng = np.random.default_rng(0)
+    raw = [
+        torch.tensor([np.log(0.05)]),
+        torch.as_tensor(rng.uniform(np.log(0.1), 0.0, 60)),
+    ]
+    start = [p.detach().clone() for p in trainable_parameters(net.module_)]
+    callback = dict(net.callbacks_)["weights"]
+
+    def train(raw):
+        # The training loss of _train, with every row weighted.
+        values = _to_values(entries)(raw)
+        bindings[1].apply(values[1].detach())
+        callback.use_rows(every_row)
+        _train(net, entries[:1], bindings[:1], raw[:1], start, X, y)
+
+    train(raw)
+    hparams = [r.clone().requires_grad_(True) for r in raw]
+    for binding in bindings:
+        binding.batch_rows(every_row)
+    grads = net_hypergradient(
+        net, bindings, hparams, _to_values(entries), (X, y), (X_val, y_val), "exact"
+    )[0]
+
+    step = 1e-4
+    for direction in rng.standard_normal((3, 60)):
+        direction = torch.as_tensor(direction / np.linalg.norm(direction))
+        losses = []
+        for sign in (1, -1):
+            train([raw[0], raw[1] + sign * step * direction])
+            losses.append(_validation_loss(net, X_val, y_val))
+        expected = (losses[0] - losses[1]) / (2 * step)
+        got = float(grads[1] @ direction)
+        assert abs(expected) > 1e-4
+        assert abs(got - expected) < 1e-3 * abs(expected), (got, expected)

@@ -11,13 +11,14 @@ protocol) and call :func:`register_family`.
 
 from __future__ import annotations
 
-from ._base import Binding, Hyperparameter
+from ._base import Binding, Hyperparameter, SplitValues
 from .class_weight import ClassWeight
 from .dropout import Dropout
 from .input_noise import InputNoiseScale
 from .label_smoothing import LabelSmoothing
 from .layer_decay import LayerDecay
 from .parameter_decay import ParameterDecay
+from .sample_weight import SampleWeightFamily
 from .weight_decay import WeightDecay
 
 FAMILIES: list[type[Hyperparameter]] = [
@@ -28,6 +29,7 @@ FAMILIES: list[type[Hyperparameter]] = [
     LabelSmoothing,
     ClassWeight,
     InputNoiseScale,
+    SampleWeightFamily,
 ]
 
 
@@ -87,6 +89,8 @@ __all__ = [
     "LabelSmoothing",
     "LayerDecay",
     "ParameterDecay",
+    "SampleWeightFamily",
+    "SplitValues",
     "WeightDecay",
     "claiming_family",
     "register_family",

@@ -32,6 +32,25 @@ import numpy as np
 from ..hyperparams import Real
 
 
+class SplitValues(dict):
+    """A ``per_fold`` entry's values, ``{split index: value}``.
+
+    Parameters
+    ----------
+    values : dict
+        ``{split index: value}``.
+    rows : dict
+        ``{split index: positions in X of the split's training rows}``.
+    n_samples : int
+        Number of rows of the ``X`` the search was fit on (the refit's rows).
+    """
+
+    def __init__(self, values, rows, n_samples):
+        super().__init__(values)
+        self.rows = rows
+        self.n_samples = n_samples
+
+
 class Binding:
     """An entry attached to one split's initialised network.
 
@@ -40,6 +59,10 @@ class Binding:
 
     def apply(self, value) -> None:
         """Use the current value (detached, the net's dtype) for training."""
+
+    def batch_rows(self, rows) -> None:
+        """The rows of the next training-loss minibatch (positions in the
+        split's training part), for values that belong to training samples."""
 
     def inner_term(self, value, params):
         """Enter a differentiable ``value`` into the training loss.
@@ -145,8 +168,10 @@ class Hyperparameter:
 
         Parameters
         ----------
-        value : float or ndarray
-            From :meth:`python_value`.
+        value : float, ndarray or SplitValues
+            From :meth:`python_value`; for a ``per_fold`` entry a
+            :class:`SplitValues`, ``{split: value}`` that also holds each
+            split's training rows.
         net : skorch.NeuralNet
             The search's (unfitted) network.
         prefix : str
@@ -179,4 +204,4 @@ class Hyperparameter:
         return float(value.mean())
 
 
-__all__ = ["Binding", "Hyperparameter"]
+__all__ = ["Binding", "Hyperparameter", "SplitValues"]

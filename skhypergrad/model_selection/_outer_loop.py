@@ -23,6 +23,7 @@ from torch.optim.swa_utils import AveragedModel
 
 from ..bilevel import net_hypergradient, sample_batch
 from ..exceptions import InvalidInputError, SkHypergradError
+from ..families import SplitValues
 from ..penalties import parameter_layout
 from ..utils._random import spawn_seeds
 from ._exchange import GlooExchange, LocalExchange, pack
@@ -233,7 +234,11 @@ def _fold_hypergradient(fold, state, settings):
     data = fold.data
     size = settings.hyper_batch_size
     generator = fold.generator
-    train_batch = sample_batch(data["Xt_tr"], data["y_tr"], size, generator)
+    *train_batch, rows = sample_batch(
+        data["Xt_tr"], data["y_tr"], size, generator, return_index=True
+    )
+    for binding in fold.bindings:
+        binding.batch_rows(rows)
     valid_batch = sample_batch(data["Xt_val"], data["y_val"], 2 * size, generator)
     raw = [r.detach().clone().requires_grad_(True) for r in state.for_fold(fold.index)]
     warm = getattr(settings.solver, "warm_start", False)
@@ -242,7 +247,7 @@ def _fold_hypergradient(fold, state, settings):
         fold.bindings,
         raw,
         state.to_values(next(fold.net.module_.parameters())),
-        train_batch,
+        tuple(train_batch),
         valid_batch,
         settings.solver,
         x0=fold.ihvp if warm else None,
@@ -581,6 +586,7 @@ def _part(task, folds, snapshots, path=(), keep=False) -> dict:
     trained estimators if ``keep``)."""
     net = next((f.net for f in folds if f.net is not None), None)
     return {
+        "rows": {f.index: f.train for f in folds},
         "snapshots": snapshots,
         "path": list(path),
         "layout": None if net is None else parameter_layout(net.module_),
@@ -592,16 +598,17 @@ def assemble(task, parts, settings) -> list:
     """The candidate's rows (one per epoch value) from its splits' parts."""
     layout = next((p["layout"] for p in parts if p["layout"] is not None), None)
     path = next((p["path"] for p in parts if p["path"]), [])
-    estimators = {}
+    estimators, train_rows = {}, {}
     for part in parts:
         estimators.update(part.get("estimators", {}))
+        train_rows.update(part["rows"])
     rows = []
     for epoch in task.epochs:
         out = {}
         for part in parts:
             out.update(part["snapshots"][epoch]["out"])
         values, tuned = _tuned(
-            task, [p["snapshots"][epoch]["raw"] for p in parts], layout
+            task, [p["snapshots"][epoch]["raw"] for p in parts], layout, train_rows
         )
         params = dict(task.outer_params)
         if task.epochs_name is not None:
@@ -620,7 +627,7 @@ def assemble(task, parts, settings) -> list:
     return rows
 
 
-def _tuned(task, raws, layout):
+def _tuned(task, raws, layout, rows):
     """Tuned values (for the path tables) and ``set_params`` arguments."""
     raws = [r for r in raws if r is not None]
     if not raws:  # every split failed to build: report the start values
@@ -633,7 +640,7 @@ def _tuned(task, raws, layout):
     for j, entry in enumerate(task.entries):
         if entry.per_fold:
             value = {k: entry.python_value(v) for r in raws for k, v in r[j].items()}
-            value = dict(sorted(value.items()))
+            value = SplitValues(dict(sorted(value.items())), rows, task.n_samples)
         else:
             value = entry.python_value(raws[0][j])
         values[entry.name] = value
@@ -684,3 +691,4 @@ class CandidateTask:
     fit_params: dict
     user_net: object
     prefix: str
+    n_samples: int = 0

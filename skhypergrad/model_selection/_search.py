@@ -14,6 +14,7 @@ from sklearn.base import clone, is_classifier
 from sklearn.model_selection import check_cv
 from sklearn.model_selection._search import BaseSearchCV
 from sklearn.model_selection._validation import _warn_or_raise_about_fit_failures
+from sklearn.utils.validation import _num_samples
 
 from ..exceptions import (
     AllFitsFailedError,
@@ -459,7 +460,9 @@ return_train_score
         rows = []
 
         def evaluate_candidates(candidates):
-            tasks = self._tasks(list(candidates), subspaces, net_params, start_seed)
+            tasks = self._tasks(
+                list(candidates), subspaces, net_params, start_seed, _num_samples(X)
+            )
             logger.debug(
                 "Fitting %d folds for each of %d candidates (%d starting points "
                 "each), totalling %d trainings",
@@ -493,7 +496,7 @@ return_train_score
         """Draw the outer candidates (grid or random) and evaluate them."""
         evaluate_candidates(make_candidates(subspaces, self.n_iter, random_state))
 
-    def _tasks(self, candidates, subspaces, net_params, seed):
+    def _tasks(self, candidates, subspaces, net_params, seed, n_samples):
         net, step = split_estimator(self.estimator)
         prefix = "" if step is None else f"{step}__"
         rng = generator(seed)
@@ -523,6 +526,7 @@ return_train_score
                         net_params,
                         net,
                         prefix,
+                        n_samples,
                     )
                 )
         return tasks
