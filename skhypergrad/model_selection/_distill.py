@@ -21,6 +21,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import type_of_target
 from torch import nn
 from torch.func import functional_call
+from torch.nn.parameter import UninitializedParameter
 
 from ..exceptions import (
     HyperstepSkippedWarning,
@@ -151,8 +152,8 @@ class DatasetDistiller(BaseEstimator):
     >>> module = torch.nn.Sequential(
     ...     torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 10))
     >>> net = NeuralNetClassifier(module, criterion=torch.nn.CrossEntropyLoss)
-    >>> distiller = DatasetDistiller(net, n_per_class=1, max_iter=100,
-    ...     random_state=0)
+    >>> distiller = DatasetDistiller(net, n_per_class=1, max_iter=60,
+    ...     inner_steps=10, random_state=0)
     >>> X_small, y_small = distiller.fit_resample(X, y)
     >>> X_small.shape, X_small.dtype, y_small.tolist()
     ((10, 64), dtype('float64'), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
@@ -267,7 +268,7 @@ class DatasetDistiller(BaseEstimator):
                 "fit_resample(X, y) with the label of every row of X."
             )
         check_features(self, X, reset=True)
-        X = as_array(X, dtype=("numeric"), ensure_min_samples=2)
+        X = as_array(X, dtype="numeric", ensure_min_samples=2, ensure_all_finite=False)
         check_finite(X, "X")
         check_consistent_length(X, y)
         y = np.asarray(y)
@@ -286,16 +287,17 @@ class DatasetDistiller(BaseEstimator):
 
     def _check_class_sizes(self, codes):
         counts = np.bincount(codes, minlength=len(self.classes_))
+        labels = self.classes_.tolist()
         if len(counts) < 2:
             raise InvalidInputError(
-                f"y holds one class only ({self.classes_[0]!r}); distillation needs "
+                f"y holds one class only ({labels[0]!r}); distillation needs "
                 "at least two classes to train a classifier on."
             )
         small = np.flatnonzero(counts < self.n_per_class)
         if small.size:
             raise InvalidInputError(
                 f"n_per_class={self.n_per_class} needs that many rows of every "
-                f"class to start from, but class {self.classes_[small[0]]!r} has "
+                f"class to start from, but class {labels[small[0]]!r} has "
                 f"{counts[small[0]]}. Lower n_per_class or add rows of that class."
             )
 
@@ -310,11 +312,8 @@ class DatasetDistiller(BaseEstimator):
     def _distil(self, net, X, codes, X_syn, torch_seed):
         """Run the outer loop; return the rows, the inner step size and the path."""
         device, dtype = torch.device(net.device), module_dtype(net)
-        module = net.module_
-        X_real = torch.as_tensor(X, dtype=dtype, device=device)
+        X_real = torch.tensor(X, dtype=dtype, device=device)
         y_real = torch.as_tensor(codes, dtype=torch.long, device=device)
-        y_syn = torch.arange(len(self.classes_), device=device)
-        y_syn = y_syn.repeat_interleave(self.n_per_class)
         self._check_output_width(net, X_real[:2])
         rows = torch.tensor(X_syn, dtype=dtype, device=device, requires_grad=True)
         raw_lr = torch.tensor(math.log(self.inner_lr), dtype=dtype, device=device)
@@ -325,23 +324,13 @@ class DatasetDistiller(BaseEstimator):
             optimizer, max(self.max_iter, 1)
         )
         generator = torch.Generator().manual_seed(torch_seed)
-        batch = min(self.batch_size, len(X_real))
         path, bar = [], _progress_bar(self.verbose, self.max_iter)
         for _ in range(self.max_iter):
-            params = _fresh_params(
-                net, int(torch.randint(2**31 - 1, (1,), generator=generator))
-            )
-            index = torch.randperm(len(X_real), generator=generator)[:batch].to(device)
-            loss = _outer_loss(
-                module,
-                net.get_loss,
-                params,
-                rows,
-                y_syn,
-                raw_lr,
-                X_real[index],
-                y_real[index],
-                self.inner_steps,
+            seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
+            index = torch.randperm(len(X_real), generator=generator)
+            index = index[: self.batch_size].to(device)
+            loss = self._real_loss(
+                net, seed, rows, raw_lr, X_real[index], y_real[index]
             )
             path.append(self._outer_step(loss, tensors, optimizer))
             schedule.step()
@@ -353,6 +342,23 @@ class DatasetDistiller(BaseEstimator):
         self._warn_skipped(path)
         rows = rows.detach().cpu().to(torch.float64).numpy()
         return rows, float(raw_lr.detach().exp()), path
+
+    def _real_loss(self, net, seed, rows, raw_lr, X_batch, y_batch):
+        """Loss on a real batch of a fresh net trained on the synthetic rows."""
+        y_syn = torch.arange(len(self.classes_), device=rows.device)
+        y_syn = y_syn.repeat_interleave(self.n_per_class)
+        params = _fresh_params(net, seed, X_batch[:2])
+        return _outer_loss(
+            net.module_,
+            net.get_loss,
+            params,
+            rows,
+            y_syn,
+            raw_lr,
+            X_batch,
+            y_batch,
+            self.inner_steps,
+        )
 
     @staticmethod
     def _outer_step(loss, tensors, optimizer) -> float:
@@ -371,10 +377,11 @@ class DatasetDistiller(BaseEstimator):
     def _check_output_width(self, net, X_probe):
         with torch.no_grad():
             width = net.module_(X_probe).shape[-1]
-        if width != len(self.classes_):
+        labels = self.classes_.tolist()
+        if width != len(labels):
             raise InvalidInputError(
                 f"The net's module returns {width} outputs per row, but y has "
-                f"{len(self.classes_)} classes ({self.classes_[:5]!r}...). Give the "
+                f"{len(labels)} classes ({labels[:5]!r}...). Give the "
                 "module one output per class (e.g. module__n_classes="
                 f"{len(self.classes_)})."
             )
@@ -400,8 +407,13 @@ class DatasetDistiller(BaseEstimator):
         return hasattr(self, "X_distilled_")
 
 
-def _fresh_params(net, seed: int) -> dict[str, torch.Tensor]:
-    """A new random initialisation of ``net``'s module, as leaf tensors."""
+def _fresh_params(net, seed: int, probe: torch.Tensor) -> dict[str, torch.Tensor]:
+    """A new random initialisation of ``net``'s module, as leaf tensors.
+
+    A module given as a class is built again (its own initialisation runs,
+    lazy layers are sized on ``probe``); one given as an instance is copied
+    and each of its layers' ``reset_parameters`` is called.
+    """
     template = net.module_
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -412,6 +424,9 @@ def _fresh_params(net, seed: int) -> dict[str, torch.Tensor]:
                     layer.reset_parameters()
         else:
             fresh = net.module(**net.get_params_for("module"))
+            if any(isinstance(p, UninitializedParameter) for p in fresh.parameters()):
+                with torch.no_grad():  # lazy layers take their shapes from a batch
+                    fresh(probe.cpu().to(torch.get_default_dtype()))
     reference = dict(template.named_parameters())
     return {
         name: param.detach().to(reference[name]).requires_grad_()
