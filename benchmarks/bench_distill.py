@@ -23,7 +23,7 @@ and seed the mean over the fresh nets, then mean ± standard error and median
 over the seeds (over the nets for the class means, a single set).
 
 Run: ``python benchmarks/bench_distill.py`` (k = 1 and 10, 5 seeds, 5 nets;
-about five minutes on two cores) or ``--quick`` (k = 1, 2 seeds, 3 nets,
+five to eight minutes on two cores) or ``--quick`` (k = 1, 2 seeds, 3 nets,
 200 outer steps; under a minute). ``--threads`` (default 1) fixes
 ``torch.set_num_threads``. Prints markdown tables and saves
 ``benchmarks/results/distill[_quick].json``.
