@@ -9,11 +9,21 @@ benchmarks call the same function.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
+from torch.func import functional_call
 
-from .hypergrad import InnerParts, hypergradient
-from .penalties import trainable_parameters
+from .hypergrad import (
+    HypergradInfo,
+    InnerParts,
+    SolveInfo,
+    hypergradient,
+    optimizer_update,
+    unrolled_hypergradient,
+)
+from .penalties import parameter_layout, trainable_parameters
 
 
 def take_rows(X, indices):
@@ -68,6 +78,8 @@ def module_hypergradient(
     valid_batch,
     solver,
     x0=None,
+    optimizer=None,
+    unroll_batches=(),
 ):
     """Hypergradient of a module's validation loss w.r.t. raw hyperparameters.
 
@@ -91,6 +103,11 @@ def module_hypergradient(
         The engine's linear solver (see :func:`skhypergrad.hypergrad.get_solver`).
     x0 : list of torch.Tensor, optional
         Warm start of the solver (``info.ihvp`` of a previous call).
+    optimizer : torch.optim.Optimizer, optional
+        The module's optimiser; needed when a binding is ``unrolled``.
+    unroll_batches : sequence of (X, y, rows)
+        Training minibatches of the unrolled steps, one per step (``rows``:
+        their positions in the training part, or None).
 
     Returns
     -------
@@ -100,7 +117,11 @@ def module_hypergradient(
 
     Notes
     -----
-    The training loss is evaluated in train mode (relaxed dropout active), the
+    The implicit bindings get their hypergradient from the implicit function
+    theorem, the ``unrolled`` ones (learning rates) from differentiating the
+    validation loss through ``len(unroll_batches)`` optimiser steps from the
+    current weights (:func:`unrolled_part`); both in one call. The training
+    loss is evaluated in train mode (relaxed dropout active), the
     validation loss in eval mode. Buffers (BatchNorm statistics) are restored
     afterwards, the module is back in train mode and the bindings hold the
     detached current values again.
@@ -109,9 +130,19 @@ def module_hypergradient(
     X_in, y_in = train_batch
     X_out, y_out = valid_batch
     buffers = {k: b.detach().clone() for k, b in module.named_buffers()}
+    implicit = [i for i, b in enumerate(bindings) if not _unrolled(b)]
+    unrolled = [i for i, b in enumerate(bindings) if _unrolled(b)]
+
+    def with_raw(hparams):
+        # The raw list with the implicit entries replaced by ``hparams``.
+        full = list(raw)
+        for i, h in zip(implicit, hparams):
+            full[i] = h
+        return full
 
     def inner_loss(params, hparams):
-        terms = [b.inner_term(v, params) for b, v in zip(bindings, to_values(hparams))]
+        values = to_values(with_raw(hparams))
+        terms = [bindings[i].inner_term(values[i], params) for i in implicit]
         terms = [t for t in terms if t is not None]
         module.train()
         outputs = forward(X_in)
@@ -124,9 +155,30 @@ def module_hypergradient(
         return loss(forward(X_out), y_out, X_out, False)
 
     try:
-        return hypergradient(
-            inner_loss, outer_loss, params, raw, solver=solver, x0=x0, return_info=True
-        )
+        result, info = [torch.zeros_like(r) for r in raw], None
+        if implicit:
+            grads, info = hypergradient(
+                inner_loss,
+                outer_loss,
+                params,
+                [raw[i] for i in implicit],
+                solver=solver,
+                x0=x0,
+                return_info=True,
+            )
+            for i, g in zip(implicit, grads):
+                result[i] = g
+        if unrolled:
+            parts = (module, forward, loss, bindings, raw, to_values)
+            grads, unroll = unrolled_part(
+                parts, unrolled, optimizer, unroll_batches, valid_batch
+            )
+            for i, g in zip(unrolled, grads):
+                result[i] = g
+            if info is None:
+                solve = SolveInfo("unrolled", unroll.n_steps, 0.0, True)
+                info = HypergradInfo(solve, None, unroll.outer_loss, math.nan, x0 or [])
+        return result, info
     finally:
         module.load_state_dict(buffers, strict=False)
         module.train()
@@ -135,8 +187,124 @@ def module_hypergradient(
                 binding.apply(value.detach())
 
 
+def unrolled_part(parts, unrolled, optimizer, batches, valid_batch):
+    """Hypergradient of the ``unrolled`` bindings by differentiating through steps.
+
+    From a copy of the current weights, the optimiser's update (SGD with its
+    momentum buffers, or Adam with its moments; see
+    :func:`~skhypergrad.hypergrad.optimizer_update`) is taken once per
+    training minibatch of ``batches``, with the learning rates as
+    differentiable tensors, then the validation loss is differentiated.
+    The training loss of the steps is the training criterion with the other
+    bindings' current values (detached): a weight decay the optimiser applies
+    is read from its groups, as training does.
+
+    Parameters
+    ----------
+    parts : tuple
+        ``(module, forward, loss, bindings, raw, to_values)`` as given to
+        :func:`module_hypergradient`.
+    unrolled : list of int
+        Positions of the unrolled bindings.
+    optimizer : torch.optim.Optimizer
+    batches : sequence of (X, y, rows)
+    valid_batch : tuple of (X, y)
+
+    Returns
+    -------
+    hypergrad : list of torch.Tensor
+        One per unrolled binding.
+    info : UnrollInfo
+    """
+    module, forward, loss, bindings, raw, to_values = parts
+    names = parameter_layout(module).names
+    wrapper = _Stateless(module, forward)
+    hparams = [raw[i] for i in unrolled]
+    with torch.no_grad():
+        current = [v.detach() for v in to_values(raw)]
+    # Bindings whose value the optimiser applies (a weight decay in its groups)
+    # are left out of the loss: the update reads them from the groups.
+    in_loss = [
+        i
+        for i, b in enumerate(bindings)
+        if not _unrolled(b) and getattr(b, "optimizer_setting", None) is None
+    ]
+
+    def run(weights, X):
+        return functional_call(
+            wrapper, {f"module.{n}": w for n, w in zip(names, weights)}, (X,)
+        )
+
+    def inner_loss(weights, k):
+        X, y, rows = batches[k]
+        if rows is not None:
+            for binding in bindings:
+                binding.batch_rows(rows)
+        terms = [bindings[i].inner_term(current[i], weights) for i in in_loss]
+        terms = [t for t in terms if t is not None]
+        module.train()
+        data_loss = loss(run(weights, X), y, X, True)
+        return data_loss + sum(terms) if terms else data_loss
+
+    def outer_loss(weights):
+        module.eval()
+        X, y = valid_batch
+        return loss(run(weights, X), y, X, False)
+
+    def settings(hparams):
+        values = to_values(
+            [
+                hparams[unrolled.index(i)] if i in unrolled else r
+                for i, r in enumerate(raw)
+            ]
+        )
+        out = {}
+        for i in unrolled:
+            out.update(bindings[i].unrolled_settings(values[i], params))
+        return out
+
+    params = trainable_parameters(module)
+    update, state = optimizer_update(optimizer, params)
+    return unrolled_hypergradient(
+        inner_loss,
+        outer_loss,
+        params,
+        hparams,
+        settings,
+        n_steps=len(batches),
+        update=update,
+        state=state,
+        return_info=True,
+    )
+
+
+def _unrolled(binding) -> bool:
+    return getattr(binding, "unrolled", False)
+
+
+class _Stateless(torch.nn.Module):
+    """The module behind a forward function (skorch's ``net.infer``), so that
+    ``torch.func.functional_call`` can run it with other weights."""
+
+    def __init__(self, module, forward):
+        super().__init__()
+        self.module = module
+        self._forward = forward
+
+    def forward(self, X):  # noqa: D102
+        return self._forward(X)
+
+
 def net_hypergradient(
-    net, bindings, raw, to_values, train_batch, valid_batch, solver, x0=None
+    net,
+    bindings,
+    raw,
+    to_values,
+    train_batch,
+    valid_batch,
+    solver,
+    x0=None,
+    unroll_batches=(),
 ):
     """:func:`module_hypergradient` for a skorch net, with its own criterion.
 
@@ -144,8 +312,8 @@ def net_hypergradient(
     ----------
     net : skorch.NeuralNet
         Initialised, with its weights near a minimum of the training loss.
-    bindings, raw, to_values, train_batch, valid_batch, solver, x0
-        As in :func:`module_hypergradient`.
+    bindings, raw, to_values, train_batch, valid_batch, solver, x0, unroll_batches
+        As in :func:`module_hypergradient` (the optimiser is the net's).
 
     Returns
     -------
@@ -169,9 +337,17 @@ def net_hypergradient(
             valid_batch,
             solver,
             x0,
+            net.optimizer_,
+            unroll_batches,
         )
     finally:
         net.optimizer_.zero_grad(set_to_none=True)
 
 
-__all__ = ["module_hypergradient", "net_hypergradient", "sample_batch", "take_rows"]
+__all__ = [
+    "module_hypergradient",
+    "net_hypergradient",
+    "sample_batch",
+    "take_rows",
+    "unrolled_part",
+]

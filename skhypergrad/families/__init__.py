@@ -11,12 +11,13 @@ protocol) and call :func:`register_family`.
 
 from __future__ import annotations
 
-from ._base import Binding, Hyperparameter, SplitValues
+from ._base import Binding, Hyperparameter, SplitValues, merge_best_params
 from .class_weight import ClassWeight
 from .dropout import Dropout
 from .input_noise import InputNoiseScale
 from .label_smoothing import LabelSmoothing
 from .layer_decay import LayerDecay
+from .learning_rate import LearningRate
 from .parameter_decay import ParameterDecay
 from .sample_weight import SampleWeightFamily
 from .weight_decay import WeightDecay
@@ -30,6 +31,7 @@ FAMILIES: list[type[Hyperparameter]] = [
     ClassWeight,
     InputNoiseScale,
     SampleWeightFamily,
+    LearningRate,
 ]
 
 
@@ -88,10 +90,12 @@ __all__ = [
     "InputNoiseScale",
     "LabelSmoothing",
     "LayerDecay",
+    "LearningRate",
     "ParameterDecay",
     "SampleWeightFamily",
     "SplitValues",
     "WeightDecay",
     "claiming_family",
+    "merge_best_params",
     "register_family",
 ]

@@ -20,7 +20,9 @@ An entry's life:
    :meth:`Binding.apply`; inside the training loss of a hypergradient
    evaluation it receives a differentiable value through
    :meth:`Binding.inner_term`, which may change the module and may return a
-   term added to the loss.
+   term added to the loss. An optimiser setting (``Binding.unrolled``, a
+   learning rate) instead gives its differentiable value to the unrolled
+   training steps through :meth:`Binding.unrolled_settings`.
 4. :meth:`Hyperparameter.best_params` turns a tuned value into the
    ``set_params`` arguments that the refit and ``best_params_`` receive.
 """
@@ -55,7 +57,24 @@ class Binding:
     """An entry attached to one split's initialised network.
 
     The default binding does nothing: a family overrides the methods it needs.
+
+    Attributes
+    ----------
+    unrolled : bool
+        Class attribute: False for a value that enters the training loss (its
+        hypergradient comes from the implicit function theorem); True for an
+        optimiser setting (a learning rate), whose hypergradient comes from
+        differentiating through the last training steps
+        (:meth:`unrolled_settings`).
+    optimizer_setting : str or None
+        Class attribute: the optimiser parameter-group key that :meth:`apply`
+        writes (``"weight_decay"``, ``"lr"``), if any. Unrolled training
+        steps take that setting from the optimiser's groups, as training
+        does, instead of the binding's :meth:`inner_term`.
     """
+
+    unrolled = False
+    optimizer_setting = None
 
     def apply(self, value) -> None:
         """Use the current value (detached, the net's dtype) for training."""
@@ -83,6 +102,25 @@ class Binding:
         """
         self.apply(value)
         return None
+
+    def unrolled_settings(self, value, params) -> dict:
+        """The optimiser settings of an ``unrolled`` binding, differentiable.
+
+        Parameters
+        ----------
+        value : torch.Tensor
+            Differentiable with respect to the raw hyperparameters.
+        params : list of torch.Tensor
+            The trainable parameters, in ``named_parameters`` order.
+
+        Returns
+        -------
+        settings : dict
+            ``{optimizer group key: one tensor per parameter}``, e.g.
+            ``{"lr": [...]}``; they replace the optimiser's own values in the
+            unrolled steps.
+        """
+        return {}
 
 
 class Hyperparameter:
@@ -204,4 +242,28 @@ class Hyperparameter:
         return float(value.mean())
 
 
-__all__ = ["Binding", "Hyperparameter", "SplitValues"]
+def merge_best_params(params: dict, new: dict) -> None:
+    """Add a family's ``best_params`` to ``params``, in place.
+
+    Two families may both give ``optimizer__param_groups`` (a per-layer decay
+    and per-layer learning rates): their groups, one per parameter and in the
+    same order, are merged into one list.
+
+    Parameters
+    ----------
+    params : dict
+        ``set_params`` arguments gathered so far.
+    new : dict
+        One family's :meth:`Hyperparameter.best_params`.
+    """
+    for key, value in new.items():
+        old = params.get(key)
+        if key.endswith("optimizer__param_groups") and old is not None:
+            merged = dict((name, dict(options)) for name, options in old)
+            for name, options in value:
+                merged.setdefault(name, {}).update(options)
+            value = list(merged.items())
+        params[key] = value
+
+
+__all__ = ["Binding", "Hyperparameter", "SplitValues", "merge_best_params"]

@@ -21,6 +21,8 @@ CALLBACK_NAME = "skhypergrad_weight_decay"
 class ParameterDecayBinding(DecayBinding):
     """Elementwise decay added to the gradients of one split's net."""
 
+    optimizer_setting = None  # a hook on the gradients, not the optimiser's groups
+
     def __init__(self, net):
         super().__init__(net, "parameter")
         self._coefficients = None

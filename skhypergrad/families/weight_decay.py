@@ -38,6 +38,8 @@ class DecayBinding(Binding):
     """Weight decay on one split's net: optimizer groups for training, an L2
     term inside the hypergradient's training loss."""
 
+    optimizer_setting = "weight_decay"
+
     def __init__(self, net, granularity):
         self.net = net
         self.granularity = granularity

@@ -9,6 +9,13 @@ from ._hvp import inner_gradient, make_ggnvp, make_hvp, mixed_vjp, top_eigenvalu
 from ._hypergradient import HypergradInfo, InnerParts, hypergradient
 from ._linear_solve import SolveInfo, cg, exact, identity, neumann
 from ._solvers import CG, SOLVERS, Exact, Identity, Neumann, get_solver, solver_name
+from ._unroll import (
+    UnrollInfo,
+    adam_update,
+    optimizer_update,
+    sgd_update,
+    unrolled_hypergradient,
+)
 
 __all__ = [
     "CG",
@@ -19,6 +26,8 @@ __all__ = [
     "InnerParts",
     "Neumann",
     "SolveInfo",
+    "UnrollInfo",
+    "adam_update",
     "cg",
     "exact",
     "get_solver",
@@ -29,6 +38,9 @@ __all__ = [
     "make_hvp",
     "mixed_vjp",
     "neumann",
+    "optimizer_update",
+    "sgd_update",
     "solver_name",
     "top_eigenvalue",
+    "unrolled_hypergradient",
 ]

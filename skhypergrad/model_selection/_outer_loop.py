@@ -23,7 +23,7 @@ from torch.optim.swa_utils import AveragedModel
 
 from ..bilevel import net_hypergradient, sample_batch
 from ..exceptions import InvalidInputError, SkHypergradError
-from ..families import SplitValues
+from ..families import SplitValues, merge_best_params
 from ..penalties import parameter_layout
 from ..utils._random import spawn_seeds
 from ._exchange import GlooExchange, LocalExchange, pack
@@ -62,6 +62,7 @@ class Settings:
     verbose: int
     cast_inputs: bool
     keep_estimators: bool = False
+    unroll_steps: int = 1
 
 
 class HyperState:
@@ -251,10 +252,28 @@ def _fold_hypergradient(fold, state, settings):
         valid_batch,
         settings.solver,
         x0=fold.ihvp if warm else None,
+        unroll_batches=_unroll_batches(fold, settings),
     )
     if warm:
         fold.ihvp = [t.detach() for t in info.ihvp]
     return grad, info
+
+
+def _unroll_batches(fold, settings) -> list:
+    """Training minibatches of the net's batch size for the unrolled steps of
+    learning-rate entries (none when no entry is unrolled)."""
+    if not any(getattr(b, "unrolled", False) for b in fold.bindings):
+        return []
+    data, net = fold.data, fold.net
+    size = net.get_params().get("iterator_train__batch_size", net.batch_size)
+    size = len(data["Xt_tr"]) if size in (None, -1) else size
+    batches = []
+    for _ in range(settings.unroll_steps):
+        X, y, rows = sample_batch(
+            data["Xt_tr"], data["y_tr"], size, fold.generator, return_index=True
+        )
+        batches.append((X, y, rows))
+    return batches
 
 
 def _set_grads(state, grads, means) -> None:
@@ -644,7 +663,9 @@ def _tuned(task, raws, layout, rows):
         else:
             value = entry.python_value(raws[0][j])
         values[entry.name] = value
-        params.update(entry.best_params(value, task.user_net, task.prefix, layout))
+        merge_best_params(
+            params, entry.best_params(value, task.user_net, task.prefix, layout)
+        )
     return values, params
 
 

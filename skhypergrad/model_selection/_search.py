@@ -53,17 +53,18 @@ class HypergradSearchCV(DataBoundaryMixin, BaseSearchCV):
     ``param_distributions`` is any grid or distribution dict that
     ``GridSearchCV`` or ``RandomizedSearchCV`` accepts. Entries that a
     hyperparameter family can differentiate (weight decay, label smoothing,
-    class weights, input noise; dropout rates wrapped in ``Tuned``) and
-    that are given as a continuous range are tuned inside each candidate: every
-    CV split trains one network, and every ``hyper_interval`` epochs after a
-    warm-up the gradient of the validation loss with respect to them is
-    computed by implicit differentiation, averaged over the splits, and a
-    ``hyper_optimizer`` step moves them. The other entries (lists, discrete
-    distributions, layer sizes, ``lr``, ``Sampled`` ranges, dropout ranges not
-    wrapped in ``Tuned``, other Pipeline steps) are searched as
-    ``GridSearchCV`` (all lists) or ``RandomizedSearchCV`` (``n_iter`` draws)
-    would. A list for ``max_epochs``
-    is read off the validation curves of the same trainings.
+    class weights, input noise, learning rates; dropout rates wrapped in
+    ``Tuned``) and that are given as a continuous range are tuned inside each
+    candidate: every CV split trains one network, and every
+    ``hyper_interval`` epochs after a warm-up the gradient of the validation
+    loss with respect to them is computed by implicit differentiation (for
+    learning rates: through the next ``unroll_steps`` training steps),
+    averaged over the splits, and a ``hyper_optimizer`` step moves them. The
+    other entries (lists, discrete distributions, layer sizes, ``Sampled``
+    ranges, dropout ranges not wrapped in ``Tuned``, other Pipeline steps) are
+    searched as ``GridSearchCV`` (all lists) or ``RandomizedSearchCV``
+    (``n_iter`` draws) would. A list for ``max_epochs`` is read off the
+    validation curves of the same trainings.
 
     Parameters
     ----------
@@ -75,8 +76,9 @@ class HypergradSearchCV(DataBoundaryMixin, BaseSearchCV):
         (``skhypergrad.Real``, ``scipy.stats.loguniform`` / ``uniform``,
         ``PerLayer(range)`` / ``PerParameter(range)`` for weight decay).
         Tuned: ``optimizer__weight_decay`` (an L2 term of the loss, as torch's
-        SGD and Adam apply it) and ``module__<arg>`` for a module argument
-        that sets ``torch.nn.Dropout`` rates. Wrap a range in
+        SGD and Adam apply it), ``lr`` / ``optimizer__lr`` (one rate or
+        ``PerLayer``, with SGD, Adam or AdamW) and ``module__<arg>`` for a
+        module argument that sets ``torch.nn.Dropout`` rates. Wrap a range in
         ``skhypergrad.Sampled`` to draw it instead.
     n_iter : int, default=10
         Outer candidates drawn when any outer entry is a distribution (as in
@@ -133,6 +135,11 @@ return_train_score
     average_last : float, default=0.25
         Fraction of the last accepted hyper-steps whose raw values are averaged
         into the tuned values (steadier than the last value).
+    unroll_steps : int, default=1
+        Training steps (of the net's batch size) that a learning rate's
+        hypergradient differentiates through, from the current weights: 1 is
+        hypergradient descent (Baydin et al., 2018). Memory and time of a
+        hyper-step grow linearly with it. Unused when no ``lr`` is tuned.
     cast_inputs : bool, default=True
         Cast float64 / integer ``X`` to float32, classifier ``y`` to int64 (and
         class labels that are not integers to codes, keeping ``classes_`` as
@@ -225,6 +232,7 @@ return_train_score
         "hyper_batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
         "n_starts": [Interval(numbers.Integral, 1, None, closed="left")],
         "average_last": [Interval(numbers.Real, 0, 1, closed="right")],
+        "unroll_steps": [Interval(numbers.Integral, 1, None, closed="left")],
         "cast_inputs": ["boolean"],
     }
 
@@ -252,6 +260,7 @@ return_train_score
         hyper_batch_size=128,
         n_starts=1,
         average_last=0.25,
+        unroll_steps=1,
         cast_inputs=True,
         **kwargs,
     ):
@@ -278,6 +287,7 @@ return_train_score
         self.hyper_batch_size = hyper_batch_size
         self.n_starts = n_starts
         self.average_last = average_last
+        self.unroll_steps = unroll_steps
         self.cast_inputs = cast_inputs
         self._store_optimizer_kwargs(kwargs)
 
@@ -453,6 +463,7 @@ return_train_score
             verbose=self.verbose,
             cast_inputs=self.cast_inputs,
             keep_estimators=self._keeps_split_estimators,
+            unroll_steps=self.unroll_steps,
         )
 
     def _search(self, X, y, subspaces, splits, settings, net_params, progress):

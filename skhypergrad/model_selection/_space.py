@@ -159,7 +159,8 @@ def _forced_entry(name, local, distribution, net):
             "a continuous range"
             if family is not None
             else "an entry that a hyperparameter family can tune (weight decay, "
-            "dropout rates, label smoothing, class weights, input noise)"
+            "dropout rates, label smoothing, class weights, input noise, learning "
+            "rates)"
         )
         raise InvalidHyperparameterError(
             f"{name!r} is wrapped in Tuned({distribution!r}), which needs {what}. "

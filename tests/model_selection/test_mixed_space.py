@@ -396,8 +396,8 @@ def test_warm_start_solves_from_the_split_previous_solution(
     calls = []
     original = _outer_loop.net_hypergradient
 
-    def spy(net, *args, x0=None):
-        grad, info = original(net, *args, x0=x0)
+    def spy(net, *args, x0=None, **kwargs):
+        grad, info = original(net, *args, x0=x0, **kwargs)
         calls.append((net, x0, info.ihvp))
         return grad, info
 
@@ -512,7 +512,7 @@ def test_tuned_dropout_follows_its_hypergradient(classification_data, make_class
 @pytest.mark.parametrize(
     ("space", "match"),
     [
-        ({"lr": Tuned(uniform(0.01, 0.1))}, "family can tune"),
+        ({"optimizer__momentum": Tuned(uniform(0.1, 0.9))}, "family can tune"),
         ({"module__dropout": Tuned([0.1, 0.2])}, "a continuous range"),
         ({"module__dropout": uniform(0.0, 2.0)}, r"must lie in \[0, 1\)"),
     ],
