@@ -148,7 +148,7 @@ def compare(seed=0):
 # ------------------
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    parser = argparse.ArgumentParser(description="Per-example weights on noisy digits.")
     parser.add_argument("--out", help="save the figure here instead of showing it")
     args, _ = parser.parse_known_args()
 
