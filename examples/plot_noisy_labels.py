@@ -114,6 +114,8 @@ def compare(seed=0):
             if weights is None
             else float(roc_auc_score(~replaced[~trusted], weights[~trusted])),
             "time_s": elapsed,
+            # A search's score on its validation rows (optimistic, see below).
+            "cv_score": float(getattr(model, "best_score_", np.nan)),
         }
 
     record("untuned net", clone(net).fit(X, y))
