@@ -20,9 +20,13 @@ bytes the autograd graph saves (every tensor saved for backward, counted once
 per storage), on the same data with a wider MLP (256 units), next to one
 training epoch and the implicit hyper-step of a weight decay.
 
+With ``--train-seeds R`` every loss of (a), the grid's and the tuned rate's,
+is the mean over R trainings from different initialisations (the same R for
+both): the grid's best is then not the luckiest of 16 single trainings.
+
 Run: ``python benchmarks/bench_lr.py`` (seeds 0-2, K = 1, 4 and 16; about
-5 minutes on one thread), ``--cost-only``, or ``--seeds 1``. Saves
-``benchmarks/results/lr.json``.
+5 minutes on one thread), ``--cost-only``, ``--seeds 1`` or ``--train-seeds 3``.
+Saves ``benchmarks/results/lr.json`` (``lr_train3.json`` for ``--train-seeds 3``).
 """
 
 from __future__ import annotations
@@ -75,31 +79,48 @@ def load():
     return X.astype(np.float32), y.astype(np.int64)
 
 
-def cv_loss(pipe, X, y, folds, seed):
-    """Mean validation log-loss over ``folds`` (inf where training diverged)."""
-    torch.manual_seed(seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        scores = cross_val_score(
-            pipe, X, y, cv=folds, scoring="neg_log_loss", error_score=np.nan
+def _init_seeds(seed, train_seeds):
+    """Torch seeds of the R trainings per loss (the first is ``seed``)."""
+    return [seed + 1000 * r for r in range(train_seeds)]
+
+
+def cv_loss(pipe, X, y, folds, seed, train_seeds=1):
+    """Mean validation log-loss over ``folds`` and ``train_seeds`` trainings
+    (inf where training diverged)."""
+    losses = []
+    for init in _init_seeds(seed, train_seeds):
+        torch.manual_seed(init)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            scores = cross_val_score(
+                pipe, X, y, cv=folds, scoring="neg_log_loss", error_score=np.nan
+            )
+        if not np.all(np.isfinite(scores)):
+            return float("inf")
+        losses.append(-np.mean(scores))
+    return float(np.mean(losses))
+
+
+def grid(X, y, folds, seed, train_seeds=1):
+    seconds, runs = 0.0, []
+    for init in _init_seeds(seed, train_seeds):
+        torch.manual_seed(init)
+        search = GridSearchCV(
+            make_pipeline(),
+            {"net__lr": LRS},
+            cv=folds,
+            scoring="neg_log_loss",
+            refit=False,
+            error_score=np.nan,
         )
-    return float(-np.mean(scores)) if np.all(np.isfinite(scores)) else float("inf")
-
-
-def grid(X, y, folds, seed):
-    torch.manual_seed(seed)
-    search = GridSearchCV(
-        make_pipeline(),
-        {"net__lr": LRS},
-        cv=folds,
-        scoring="neg_log_loss",
-        refit=False,
-        error_score=np.nan,
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        _, seconds = timed(search.fit, X, y)
-    losses = -np.nan_to_num(search.cv_results_["mean_test_score"], nan=-np.inf)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _, took = timed(search.fit, X, y)
+        seconds += took
+        runs.append(-np.nan_to_num(search.cv_results_["mean_test_score"], nan=-np.inf))
+    # The grid's time is one grid's (the R trainings only sharpen the target).
+    seconds /= train_seeds
+    losses = np.mean(runs, axis=0)
     best = int(np.argmin(losses))
     return {
         "losses": losses.tolist(),
@@ -109,7 +130,7 @@ def grid(X, y, folds, seed):
     }
 
 
-def hypergrad(X, y, folds, seed, steps):
+def hypergrad(X, y, folds, seed, steps, train_seeds=1):
     search = HypergradSearchCV(
         make_pipeline(),
         {"net__lr": loguniform(LRS[0], LRS[-1])},
@@ -121,7 +142,8 @@ def hypergrad(X, y, folds, seed, steps):
     )
     _, seconds = timed(search.fit, X, y)
     lr = search.best_params_["net__lr"]
-    loss = cv_loss(make_pipeline().set_params(net__lr=lr), X, y, folds, seed)
+    pipe = make_pipeline().set_params(net__lr=lr)
+    loss = cv_loss(pipe, X, y, folds, seed, train_seeds)
     return {
         "lr": lr,
         "loss": loss,
@@ -131,19 +153,19 @@ def hypergrad(X, y, folds, seed, steps):
     }
 
 
-def accuracy_study(seeds, steps):
+def accuracy_study(seeds, steps, train_seeds=1):
     X, y = load()
     rows = []
     for seed in seeds:
         folds = list(StratifiedKFold(3, shuffle=True, random_state=seed).split(X, y))
-        target = grid(X, y, folds, seed)
+        target = grid(X, y, folds, seed, train_seeds)
         print(
             f"seed {seed}: grid best lr {target['best_lr']:.4g}, loss "
             f"{target['best_loss']:.4f}, {target['seconds']:.0f} s",
             flush=True,
         )
         for k in steps:
-            tuned = hypergrad(X, y, folds, seed, k)
+            tuned = hypergrad(X, y, folds, seed, k, train_seeds)
             curve = np.interp(np.log(tuned["lr"]), np.log(LRS), target["losses"])
             row = {
                 "seed": seed,
@@ -286,17 +308,21 @@ def main():
     parser.add_argument("--cost-steps", type=int, nargs="+", default=[1, 2, 4, 8, 16])
     parser.add_argument("--cost-only", action="store_true")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--train-seeds", type=int, default=1, help="trainings averaged per loss"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     warm_up()
-    payload = {"lrs": LRS, "epochs": EPOCHS}
+    payload = {"lrs": LRS, "epochs": EPOCHS, "train_seeds": args.train_seeds}
     if not args.cost_only:
         seeds = range(args.first_seed, args.first_seed + args.seeds)
-        payload["rows"] = accuracy_study(seeds, args.steps)
+        payload["rows"] = accuracy_study(seeds, args.steps, args.train_seeds)
         report_accuracy(payload["rows"], args.steps)
     payload["cost"] = cost_study(args.cost_steps)
     report_cost(payload["cost"])
-    path = save("lr" + ("_cost" if args.cost_only else ""), payload)
+    suffix = f"_train{args.train_seeds}" if args.train_seeds > 1 else ""
+    path = save("lr" + ("_cost" if args.cost_only else suffix), payload)
     print(f"\nsaved {path}")
 
 

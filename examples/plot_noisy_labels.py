@@ -19,7 +19,7 @@ Compared, on the clean test set: the net trained on every row as it is, the
 best weight decay of a ``GridSearchCV`` on the same split, the per-example
 weights of ``HypergradSearchCV``, and an oracle trained on the clean rows
 only. The learned weights are also scored as a detector of replaced labels
-(ROC AUC). Runs in about two minutes on two cores.
+(ROC AUC). Runs in under a minute on two cores.
 
 Run as a script: ``python examples/plot_noisy_labels.py [--out noisy.png]``.
 """

@@ -96,14 +96,14 @@ class DatasetDistiller(BaseEstimator):
         The inner step size the rows were distilled for (``inner_lr`` if not
         learned). Training with it for ``inner_steps`` full-batch steps
         reproduces the distillation's own training.
-    loss_path_ : ndarray of shape (n_iter_,)
+    loss_path_ : ndarray of shape (n_iter,)
         Real-data loss of each outer step's trained network (NaN where a step
         was skipped because it was not finite).
     n_iter_ : int
         Outer steps run.
     n_features_in_ : int
         Number of features seen during ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (n_features,)
         Names of the features, when ``X`` has string column names.
 
     See Also
