@@ -21,6 +21,7 @@ from skorch.dataset import Dataset
 from skorch.helper import predefined_split
 
 from ..bilevel import take_rows
+from ..callbacks import InputNoise, SampleWeight, WeightDecayPenalty
 from ..exceptions import InvalidInputError
 from ..net import check_skorch_traps
 from ..penalties import trainable_parameters
@@ -106,11 +107,14 @@ def build_fold(fold, estimator, step, X, y, entries, settings, fit_params):
     user_callbacks = net.callbacks if isinstance(net.callbacks, list | tuple) else []
     overrides = {
         # The split's validation part is the net's validation set, so that
-        # callbacks reading valid_loss work. With no callbacks of the user's,
-        # nothing reads it: skip skorch's validation pass each epoch (the
-        # hyper-steps and the scoring evaluate the validation part themselves).
+        # callbacks reading valid_loss work. With no callbacks of the user's
+        # but skhypergrad's own, nothing reads it: skip skorch's validation
+        # pass each epoch (the hyper-steps and the scoring evaluate the
+        # validation part themselves).
         "train_split": (
-            predefined_split(Dataset(Xt_val, y_val)) if user_callbacks else None
+            predefined_split(Dataset(Xt_val, y_val))
+            if any(_may_read_validation(c) for c in user_callbacks)
+            else None
         ),
         "callbacks": [(HOOKS_NAME, hooks), *user_callbacks],
     }
@@ -139,6 +143,14 @@ def build_fold(fold, estimator, step, X, y, entries, settings, fit_params):
         "fit_params": _check_method_params(X, fit_params, indices=fold.train),
     }
     fold.fit_time = time.perf_counter() - start
+
+
+def _may_read_validation(item) -> bool:
+    """Whether an entry of a net's ``callbacks`` may read skorch's validation
+    scores (any callback but skhypergrad's own training callbacks)."""
+    callback = item[1] if isinstance(item, tuple) and len(item) == 2 else item
+    own = (InputNoise, SampleWeight, WeightDecayPenalty)
+    return not (isinstance(callback, own) or callback in own)
 
 
 def _private_files(fold, net) -> None:
