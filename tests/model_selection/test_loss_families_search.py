@@ -125,21 +125,21 @@ def test_class_weights_are_tuned_on_the_simplex_and_refit():
 def test_input_noise_is_tuned_down_and_refits(digits, per_feature):
     X, y = digits
     X = StandardScaler().fit_transform(X)
-    scale = loguniform(0.1, 10.0)  # starts at 1.0: heavy noise on standardized data
+    scale = loguniform(0.3, 30.0)  # starts at 3.0: noise drowns standardized data
     space = {"callbacks__noise__scale": PerFeature(scale) if per_feature else scale}
     estimator = _net(callbacks=[("noise", InputNoise())])
 
-    # The validation loss is flat in the noise scale here (0.45 at 0.4, 0.46
-    # at 1.0): 256 samples per hyper-step keep its direction out of the noise.
+    # Near a scale of 1 the validation loss is flat in it (its direction then
+    # depends on the seed); from 3 every seed tried (0-4) went down to about 0.8.
     search = _search(estimator, space, X, y, hyper_batch_size=256)
 
     value = search.best_params_["callbacks__noise__scale"]
     if per_feature:
         assert value.shape == (64,)
-        assert np.all((value >= 0.1) & (value <= 10.0))
-        assert np.exp(np.log(value).mean()) < 1.0
+        assert np.all((value >= 0.3) & (value <= 30.0))
+        assert np.exp(np.log(value).mean()) < 2.0
     else:
-        assert 0.1 <= value < 0.8
+        assert 0.3 <= value < 1.5
     for net in (search.best_estimator_, _refit(search, X, y)):
         np.testing.assert_array_equal(dict(net.callbacks_)["noise"].scale, value)
         assert not net.module_._forward_pre_hooks  # the fitted net predicts clean
