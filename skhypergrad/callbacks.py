@@ -6,7 +6,6 @@ import numpy as np
 import torch
 from skorch.callbacks import Callback
 from skorch.dataset import get_len
-from torch import nn
 
 from .penalties import (
     GRANULARITIES,
@@ -196,10 +195,13 @@ class SampleWeight(Callback):
     """Weight each training sample's loss while a skorch net trains.
 
     skorch has no ``sample_weight``: this callback brings one. The loss of a
-    training batch becomes ``mean_i(weight[row_i] * loss_i)``, where ``loss_i``
-    is the net's criterion of sample ``i`` alone (its ``reduction="none"``)
-    and ``row_i`` its row in the ``X`` given to ``fit``; evaluation and
-    validation losses stay unweighted. Add it under a name, e.g.
+    training batch becomes ``sum_i(weight[row_i] * loss_i) / sum_i(c_i)``,
+    where ``loss_i`` is the net's criterion of sample ``i`` alone (its
+    ``reduction="none"``), ``row_i`` its row in the ``X`` given to ``fit``
+    and ``c_i`` what the criterion's own mean divides by (1 per sample, or the
+    class weight of its target for a class-weighted cross-entropy): with all
+    weights 1 it is the net's own loss. Evaluation and validation losses stay
+    unweighted. Add it under a name, e.g.
     ``callbacks=[("weights", SampleWeight())]``, and give
     ``HypergradSearchCV`` the range ``PerSample(loguniform(0.01, 1.0))`` for
     ``callbacks__weights__weight`` to tune one weight per training sample.
@@ -208,18 +210,21 @@ class SampleWeight(Callback):
     ----------
     weight : array-like of shape (n_samples,) or None, default=None
         One non-negative weight per row of the ``X`` given to ``fit``; None
-        trains unweighted.
+        trains unweighted. Inside ``HypergradSearchCV`` (and
+        ``HypergradClassifier`` / ``HypergradRegressor``) weights for every
+        row of the searched ``X`` are given to each split's training part.
 
     Notes
     -----
-    The callback finds the rows of each training batch by wrapping the net's
-    ``iterator_train`` from the start to the end of training (the rows a
-    skorch ``ValidSplit`` keeps for training are mapped back to rows of
-    ``X``), and wraps ``criterion_`` to weight the per-sample losses; both are
-    restored when training ends. It needs ``iterator_train__num_workers=0``
-    (the default) and a criterion with a ``reduction`` argument, as every
-    ``torch.nn`` loss has. During a hypergradient evaluation the search sets
-    the batch's weights itself, as a tensor with a gradient.
+    While the net trains, the callback finds the rows of each training batch
+    by reading them through the net's ``get_iterator`` (the rows a skorch
+    ``ValidSplit`` keeps for training are mapped back to rows of ``X``), and
+    weights the per-sample losses through forward hooks on ``criterion_``
+    (skorch's handling of ``NLLLoss`` is unchanged); both are removed when
+    training ends. It needs ``iterator_train__num_workers=0`` (the default)
+    and a criterion with a ``reduction`` argument, as every ``torch.nn`` loss
+    has. During a hypergradient evaluation the search sets the batch's
+    weights itself, as a tensor with a gradient.
 
     Examples
     --------
@@ -239,31 +244,82 @@ class SampleWeight(Callback):
         return f"<SampleWeight weight={weight}>"
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):  # noqa: D102
-        self.uninstall()
-        self.batch_weight_ = None
+        self.uninstall(net)
         if self.weight is None:
             return
         self.weight_ = self._checked_weight(None if X is None else get_len(X))
-        self.saved_ = (net, net.iterator_train, net.criterion_)
-        net.iterator_train = _TrackRows(net.iterator_train, self)
-        net.criterion_ = _WeightedLoss(net.criterion_, net.module_, self)
+        criterion = net.criterion_
+        if not hasattr(criterion, "reduction"):
+            raise TypeError(
+                f"SampleWeight needs the per-sample losses of the criterion, but "
+                f"{type(criterion).__name__} has no 'reduction' argument. Use a "
+                "torch.nn loss, or give the criterion a reduction='none' mode."
+            )
+        self.net_ = net
+        # An instance attribute: not a parameter of the net, not cloned.
+        net.__dict__["get_iterator"] = _TrackRows(net, self)
+        self.hooks_ = [
+            criterion.register_forward_pre_hook(self._per_sample),
+            criterion.register_forward_hook(self._weigh),
+        ]
 
     def on_train_end(self, net, **kwargs):  # noqa: D102
-        # A fitted net carries no wrapper: it pickles, and predicts, as it is.
-        self.uninstall()
+        # A fitted net carries nothing of it: it pickles, and predicts, as it is.
+        self.uninstall(net)
 
-    def uninstall(self) -> None:
-        """Give the net back its own ``iterator_train`` and criterion."""
-        saved = getattr(self, "saved_", None)
-        if saved is not None:
-            net, iterator, criterion = saved
-            net.iterator_train, net.criterion_ = iterator, criterion
-        self.saved_ = None
+    def uninstall(self, net=None) -> None:
+        """Give the net back its own ``get_iterator`` and an unhooked criterion.
+
+        Parameters
+        ----------
+        net : skorch.NeuralNet, optional
+            Also cleaned when a training that raised left it wrapped.
+        """
+        for handle in getattr(self, "hooks_", None) or []:
+            handle.remove()
+        for owner in {id(n): n for n in (net, getattr(self, "net_", None))}.values():
+            if owner is not None and isinstance(
+                owner.__dict__.get("get_iterator"), _TrackRows
+            ):
+                del owner.__dict__["get_iterator"]
+        self.hooks_ = self.net_ = self.reduction_ = None
         self.batch_weight_ = None
 
     def use_rows(self, rows) -> None:
         """Weight the next training loss by the weights of ``rows`` of ``X``."""
         self.batch_weight_ = self.weight_[torch.as_tensor(rows)]
+
+    def _active(self) -> bool:
+        net = getattr(self, "net_", None)
+        return (
+            self.batch_weight_ is not None and net is not None and net.module_.training
+        )
+
+    def _per_sample(self, criterion, args):
+        if self._active():
+            self.reduction_ = criterion.reduction
+            criterion.reduction = "none"
+
+    def _weigh(self, criterion, args, losses):
+        reduction = self.reduction_
+        if reduction is None:
+            return None
+        self.reduction_ = None
+        criterion.reduction = reduction
+        weight = self.batch_weight_
+        n = len(weight)
+        if losses.ndim == 0 or losses.shape[0] != n:
+            raise ValueError(
+                f"SampleWeight has {n} weights for a batch whose per-sample "
+                f"losses have shape {tuple(losses.shape)}; the criterion must "
+                "return one loss per sample with reduction='none'."
+            )
+        weight = weight.to(dtype=losses.dtype, device=losses.device)
+        per_row = losses.reshape(n, -1)
+        total = (weight * per_row.sum(1)).sum()
+        if reduction == "sum":
+            return total
+        return total / (_normaliser(criterion, args).sum() * per_row.shape[1])
 
     def _checked_weight(self, n_samples):
         weight = self.weight
@@ -279,8 +335,10 @@ class SampleWeight(Callback):
         if n_samples is not None and len(values) != n_samples:
             raise ValueError(
                 f"SampleWeight has {len(values)} weights but fit received "
-                f"{n_samples} samples. Give one weight per row of X (the weights "
-                "of the search's best_params_ are per row of the X it was fit on)."
+                f"{n_samples} samples. Give one weight per row of the X given to "
+                "fit. In a cross-validation of your own (GridSearchCV, "
+                "cross_val_score), each training part needs its own weights; "
+                "HypergradSearchCV hands each split its rows' weights."
             )
         if isinstance(weight, torch.Tensor):
             return weight.detach()
@@ -294,9 +352,46 @@ class SampleWeight(Callback):
 
     def __getstate__(self):
         state = dict(self.__dict__)
-        state.pop("saved_", None)
-        state.pop("batch_weight_", None)
+        for name in ("hooks_", "net_", "reduction_", "batch_weight_"):
+            state.pop(name, None)
         return state
+
+
+def _normaliser(criterion, args):
+    """What the criterion's mean divides the summed losses by, per sample.
+
+    torch's (class-weighted) cross-entropy and NLL divide by the weights of
+    the targets that are not ignored; every other loss by the number of
+    samples.
+
+    Parameters
+    ----------
+    criterion : torch.nn.Module
+    args : tuple
+        The criterion's inputs ``(y_pred, y_true)``.
+
+    Returns
+    -------
+    normaliser : torch.Tensor of shape (n_samples,)
+    """
+    y_pred, target = args[0], args[1]
+    n = len(target)
+    ones = torch.ones(n, dtype=y_pred.dtype, device=y_pred.device)
+    if target.is_floating_point() or target.ndim != 1:
+        return ones
+    keep = ones
+    ignore = getattr(criterion, "ignore_index", None)
+    if ignore is not None:
+        keep = (target != ignore).to(y_pred.dtype)
+    class_weight = None
+    if getattr(criterion, "class_weight", None) is not None:  # tuned, training
+        class_weight = criterion.class_weight
+    elif getattr(criterion, "weight", None) is not None:
+        class_weight = criterion.weight
+    if class_weight is None:
+        return keep
+    safe = torch.where(keep > 0, target, torch.zeros_like(target))
+    return keep * class_weight.to(y_pred.dtype).reshape(-1)[safe]
 
 
 def _dataset_rows(dataset):
@@ -333,21 +428,27 @@ class _RecordRows(torch.utils.data.Dataset):
 
 
 class _TrackRows:
-    """``iterator_train`` that tells a :class:`SampleWeight` each batch's rows."""
+    """The net's ``get_iterator``, telling a :class:`SampleWeight` the rows of
+    each training batch."""
 
-    def __init__(self, iterator, callback):
-        self.iterator = iterator
+    def __init__(self, net, callback):
+        self.net = net
         self.callback = callback
 
-    def __call__(self, dataset, **kwargs):
-        return _Batches(self.iterator, dataset, kwargs, self.callback)
+    def __call__(self, dataset, training=False):
+        get_iterator = type(self.net).get_iterator
+        if not training:
+            return get_iterator(self.net, dataset, training=False)
+        recorder = _RecordRows(dataset)
+        loader = get_iterator(self.net, recorder, training=True)
+        return _Batches(loader, recorder, _dataset_rows(dataset), self.callback)
 
 
 class _Batches:
-    def __init__(self, iterator, dataset, kwargs, callback):
-        self.recorder = _RecordRows(dataset)
-        self.rows = _dataset_rows(dataset)
-        self.loader = iterator(self.recorder, **kwargs)
+    def __init__(self, loader, recorder, rows, callback):
+        self.loader = loader
+        self.recorder = recorder
+        self.rows = rows
         self.callback = callback
 
     def __len__(self):
@@ -365,43 +466,6 @@ class _Batches:
             rows = np.asarray(read)
             self.callback.use_rows(rows if self.rows is None else self.rows[rows])
             yield batch
-
-
-class _WeightedLoss(nn.Module):
-    """The net's criterion, weighted per sample in training mode."""
-
-    def __init__(self, criterion, network, callback):
-        super().__init__()
-        self.criterion = criterion
-        if not hasattr(criterion, "reduction"):
-            raise TypeError(
-                f"SampleWeight needs the per-sample losses of the criterion, but "
-                f"{type(criterion).__name__} has no 'reduction' argument. Use a "
-                "torch.nn loss, or give the criterion a reduction='none' mode."
-            )
-        self.__dict__["_network"] = network  # not a submodule
-        self.__dict__["_callback"] = callback
-
-    def forward(self, y_pred, y_true):  # noqa: D102
-        weight = self.__dict__["_callback"].batch_weight_
-        if not self.__dict__["_network"].training or weight is None:
-            return self.criterion(y_pred, y_true)
-        reduction = self.criterion.reduction
-        self.criterion.reduction = "none"
-        try:
-            losses = self.criterion(y_pred, y_true)
-        finally:
-            self.criterion.reduction = reduction
-        n = len(weight)
-        if losses.ndim == 0 or losses.shape[0] != n:
-            raise ValueError(
-                f"SampleWeight has {n} weights for a batch whose per-sample "
-                f"losses have shape {tuple(losses.shape)}; the criterion must "
-                "return one loss per sample with reduction='none'."
-            )
-        losses = losses.reshape(n, -1).mean(1)
-        weighted = weight.to(dtype=losses.dtype, device=losses.device) * losses
-        return weighted.sum() if reduction == "sum" else weighted.mean()
 
 
 __all__ = ["InputNoise", "SampleWeight", "WeightDecayPenalty"]

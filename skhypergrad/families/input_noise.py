@@ -30,8 +30,12 @@ def noise_callback(callbacks, name):
     if not isinstance(callbacks, list | tuple):
         return None
     for item in callbacks:
-        if isinstance(item, tuple) and len(item) == 2 and item[0] == name:
-            return item[1] if isinstance(item[1], InputNoise) else None
+        if isinstance(item, tuple) and len(item) == 2:
+            found, callback = item
+        else:  # skorch names an unnamed callback after its class
+            found, callback = getattr(item, "__name__", type(item).__name__), item
+        if found == name:
+            return callback if isinstance(callback, InputNoise) else None
     return None
 
 

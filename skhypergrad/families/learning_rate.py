@@ -140,6 +140,14 @@ class LearningRate(Hyperparameter):
             )
         _check_optimizer(net, name)
         _check_schedulers(net, name)
+        fixed = net.get_params().get("optimizer__lr")
+        if local == "lr" and fixed is not None:
+            raise InvalidHyperparameterError(
+                f"Cannot tune {name!r}: the network sets optimizer__lr={fixed!r}, "
+                "which skorch gives the optimiser instead of lr, so the refit would "
+                "ignore the tuned rate. Tune optimizer__lr instead (or remove "
+                "optimizer__lr from the network)."
+            )
         groups = net.get_params().get("optimizer__param_groups")
         if granularity == "layer" and groups:
             raise InvalidHyperparameterError(
@@ -185,10 +193,16 @@ def _check_schedulers(net, name) -> None:
     from skorch.callbacks import LRScheduler
 
     callbacks = net.callbacks if isinstance(net.callbacks, list | tuple) else []
+
+    def is_scheduler(callback) -> bool:
+        return isinstance(callback, LRScheduler) or (
+            isinstance(callback, type) and issubclass(callback, LRScheduler)
+        )
+
     found = [
-        c[0] if isinstance(c, tuple) else type(c).__name__
+        c[0] if isinstance(c, tuple) else getattr(c, "__name__", type(c).__name__)
         for c in callbacks
-        if isinstance(c[1] if isinstance(c, tuple) else c, LRScheduler)
+        if is_scheduler(c[1] if isinstance(c, tuple) else c)
     ]
     if found:
         raise InvalidHyperparameterError(

@@ -347,7 +347,7 @@ class DatasetDistiller(BaseEstimator):
         """Loss on a real batch of a fresh net trained on the synthetic rows."""
         y_syn = torch.arange(len(self.classes_), device=rows.device)
         y_syn = y_syn.repeat_interleave(self.n_per_class)
-        params = _fresh_params(net, seed, X_batch[:2])
+        params, buffers = _fresh_params(net, seed, X_batch[:2])
         return _outer_loss(
             net.module_,
             net.get_loss,
@@ -358,6 +358,7 @@ class DatasetDistiller(BaseEstimator):
             X_batch,
             y_batch,
             self.inner_steps,
+            buffers,
         )
 
     @staticmethod
@@ -407,15 +408,20 @@ class DatasetDistiller(BaseEstimator):
         return hasattr(self, "X_distilled_")
 
 
-def _fresh_params(net, seed: int, probe: torch.Tensor) -> dict[str, torch.Tensor]:
-    """A new random initialisation of ``net``'s module, as leaf tensors.
+def _fresh_params(net, seed: int, probe: torch.Tensor):
+    """A new random initialisation of ``net``'s module: its parameters as leaf
+    tensors, and its own buffers (BatchNorm statistics start afresh too).
 
     A module given as a class is built again (its own initialisation runs,
     lazy layers are sized on ``probe``); one given as an instance is copied
-    and each of its layers' ``reset_parameters`` is called.
+    and each of its layers' ``reset_parameters`` is called (a parameter of a
+    layer without one keeps the instance's value in every network).
     """
     template = net.module_
-    with torch.random.fork_rng(devices=[]):
+    devices = (
+        list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+    )
+    with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         if isinstance(net.module, nn.Module):
             fresh = copy.deepcopy(template).cpu()
@@ -428,31 +434,48 @@ def _fresh_params(net, seed: int, probe: torch.Tensor) -> dict[str, torch.Tensor
                 with torch.no_grad():  # lazy layers take their shapes from a batch
                     fresh(probe.cpu().to(torch.get_default_dtype()))
     reference = dict(template.named_parameters())
-    return {
+    params = {
         name: param.detach().to(reference[name]).requires_grad_()
         for name, param in fresh.named_parameters()
     }
+    like = dict(template.named_buffers())
+    buffers = {
+        name: b.detach().to(like[name].device) for name, b in fresh.named_buffers()
+    }
+    return params, buffers
 
 
 def _outer_loss(
-    module, loss_fn, params, X_syn, y_syn, raw_lr, X_real, y_real, inner_steps
+    module,
+    loss_fn,
+    params,
+    X_syn,
+    y_syn,
+    raw_lr,
+    X_real,
+    y_real,
+    inner_steps,
+    buffers=None,
 ):
     """Real-data loss of ``params`` after ``inner_steps`` steps on the synthetic rows.
 
     Plain full-batch gradient descent at ``exp(raw_lr)`` with the graph kept,
-    so the result is differentiable in ``X_syn`` and ``raw_lr``.
+    so the result is differentiable in ``X_syn`` and ``raw_lr``. ``buffers``
+    (the fresh network's, updated in place) stand in for the module's own.
     """
     step = raw_lr.exp()
     names = list(params)
+    buffers = buffers or {}
     module.train()
     for _ in range(inner_steps):
-        out = functional_call(module, params, (X_syn,))
+        out = functional_call(module, {**params, **buffers}, (X_syn,))
         grads = torch.autograd.grad(
             loss_fn(out, y_syn, training=True), list(params.values()), create_graph=True
         )
         params = {n: params[n] - step * g for n, g in zip(names, grads)}
     module.eval()
-    return loss_fn(functional_call(module, params, (X_real,)), y_real, training=False)
+    out = functional_call(module, {**params, **buffers}, (X_real,))
+    return loss_fn(out, y_real, training=False)
 
 
 def _progress_bar(verbose, total):

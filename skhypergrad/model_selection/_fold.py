@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from sklearn.base import clone
 from sklearn.model_selection._validation import _score
-from sklearn.utils.validation import _check_method_params
+from sklearn.utils.validation import _check_method_params, _num_samples
 from skorch.callbacks import Callback, PrintLog
 from skorch.dataset import Dataset
 from skorch.helper import predefined_split
@@ -124,6 +124,7 @@ def build_fold(fold, estimator, step, X, y, entries, settings, fit_params):
         overrides.update(entry.net_overrides(net))
     net.set_params(**overrides)
     net.initialize()
+    _split_sample_weights(fold, net, X)
     _private_files(fold, net)
     if settings.verbose >= 2:
         _label_epoch_tables(net, f"split {fold.index}")
@@ -143,6 +144,24 @@ def build_fold(fold, estimator, step, X, y, entries, settings, fit_params):
         "fit_params": _check_method_params(X, fit_params, indices=fold.train),
     }
     fold.fit_time = time.perf_counter() - start
+
+
+def _split_sample_weights(fold, net, X) -> None:
+    """Give a :class:`SampleWeight` holding one weight per row of ``X`` the
+    weights of the split's training rows (as scikit-learn routes
+    ``sample_weight``); tuned weights replace them when the split binds."""
+    n_samples = _num_samples(X)
+    for _, callback in net.callbacks_:
+        weight = getattr(callback, "weight", None)
+        if (
+            isinstance(callback, SampleWeight)
+            and weight is not None
+            and np.ndim(weight) == 1
+            and len(weight) == n_samples
+        ):
+            if not isinstance(weight, np.ndarray | torch.Tensor):
+                weight = np.asarray(weight)
+            callback.weight = weight[fold.train]
 
 
 def _may_read_validation(item) -> bool:

@@ -16,6 +16,7 @@ with its single row, scoring, progress) is the search's own.
 from __future__ import annotations
 
 import numbers
+import re
 
 import numpy as np
 import torch
@@ -28,6 +29,7 @@ from ..exceptions import (
     InvalidInputError,
     UnsupportedEstimatorError,
 )
+from ..families.sample_weight import weight_callback
 from ..net import is_classifier_net, split_estimator
 from ._search import HypergradSearchCV
 
@@ -180,7 +182,22 @@ class _SingleFit(HypergradSearchCV):
         if not estimators:  # error_score="raise": not reached in practice
             raise AllFitsFailedError(f"{type(self).__name__}: the training failed.")
         self.best_estimator_ = estimators[0]
+        _keep_sample_weights(self.best_estimator_, self.best_params_, step)
         self.refit_time_ = 0.0
+
+
+def _keep_sample_weights(estimator, best_params, step) -> None:
+    """Give the kept net's :class:`~skhypergrad.SampleWeight` callbacks the
+    tuned weights of ``best_params_`` (one per row of ``X``), so that its
+    parameters are the reported ones and ``clone(best_estimator_).fit(X, y)``
+    works; the net itself trained with the split's moving weights."""
+    net = estimator.steps[-1][1] if step is not None else estimator
+    prefix = "" if step is None else f"{step}__"
+    for key, value in best_params.items():
+        match = re.fullmatch(r"callbacks__(.+)__weight", key.removeprefix(prefix))
+        callback = match and weight_callback(net.callbacks_, match[1])
+        if callback:
+            callback.weight = value
 
 
 _DOC = """{summary}

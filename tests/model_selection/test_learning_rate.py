@@ -168,6 +168,8 @@ def test_single_training_tunes_lr(classification_data, make_classifier):
             {"lr": LR},
             "LRScheduler",
         ),
+        ({"callbacks": [("sched", LRScheduler)]}, {"lr": LR}, "LRScheduler"),
+        ({"optimizer__lr": 0.05}, {"lr": LR}, "Tune optimizer__lr instead"),
         (
             {"optimizer__param_groups": [("output.*", {"lr": 0.1})]},
             {"lr": PerLayer(LR)},

@@ -7,21 +7,26 @@ import numpy as np
 import pytest
 import torch
 from scipy.stats import loguniform
+from sklearn.base import clone
 from sklearn.datasets import make_classification
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import KFold, PredefinedSplit
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
+from skorch.callbacks import Callback, EarlyStopping
 from skorch.dataset import ValidSplit
 from torch import nn
 
 from skhypergrad import (
+    HypergradClassifier,
     HypergradSearchCV,
+    InputNoise,
     InvalidHyperparameterError,
     PerSample,
     SampleWeight,
 )
-from skhypergrad.callbacks import _WeightedLoss
+from skhypergrad.callbacks import _TrackRows
+from skhypergrad.model_selection import _outer_loop as outer_loop
 
 NAME = "callbacks__weights__weight"
 SPACE = {NAME: PerSample(loguniform(1e-2, 1.0))}
@@ -117,8 +122,9 @@ def test_fitted_net_gets_its_own_iterator_and_criterion_back(
     X, y = _data(classification_data)
     net = _weighted(make_classifier, np.ones(len(X))).fit(X, y)
 
-    assert not isinstance(net.criterion_, _WeightedLoss)
-    assert net.iterator_train is torch.utils.data.DataLoader
+    assert "get_iterator" not in vars(net)
+    assert not net.criterion_._forward_hooks
+    assert not net.criterion_._forward_pre_hooks
     clone = pickle.loads(pickle.dumps(net))
     np.testing.assert_array_equal(clone.predict(X), net.predict(X))
 
@@ -231,3 +237,153 @@ def test_bad_ranges_are_refused(
     search = HypergradSearchCV(_weighted(make_classifier), {NAME: distribution}, cv=2)
     with pytest.raises(InvalidHyperparameterError, match=message):
         search.fit(X, y)
+
+
+class _Softmax(nn.Module):
+    def __init__(self, n_in=6, n_out=3):
+        super().__init__()
+        self.linear = nn.Linear(n_in, n_out)
+
+    def forward(self, X):
+        return torch.softmax(self.linear(X), dim=-1)
+
+
+def _first_loss(net, X, y, weight):
+    if weight is not None:
+        net.set_params(callbacks=[("weights", SampleWeight(weight))])
+    torch.manual_seed(0)
+    return (
+        net.set_params(max_epochs=1, batch_size=len(X))
+        .fit(X, y)
+        .history[-1, "train_loss"]
+    )
+
+
+@pytest.mark.parametrize(
+    "criterion",
+    ["nll", "class weights", "ignore_index", "label smoothing"],
+)
+def test_weights_of_one_give_the_net_its_own_loss(
+    make_classifier, classification_data, criterion
+):
+    X, y = _data(classification_data)
+    if criterion == "nll":  # skorch takes the log of the probabilities itself
+        net = make_classifier().set_params(module=_Softmax, criterion=nn.NLLLoss)
+    elif criterion == "class weights":  # the mean divides by sum(weight[y])
+        net = make_classifier(criterion__weight=torch.tensor([5.0, 1.0, 1.0]))
+    elif criterion == "ignore_index":
+        y = y.copy()
+        y[:10] = -100
+        net = make_classifier()
+    else:
+        net = make_classifier(criterion__label_smoothing=0.2)
+    plain = _first_loss(clone(net), X, y, None)
+    weighted = _first_loss(clone(net), X, y, np.ones(len(X)))
+    assert plain == pytest.approx(weighted, rel=1e-6)
+    assert weighted > 0
+
+
+def test_weights_of_one_give_a_multi_output_regressor_its_own_loss(make_regressor):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 6)).astype(np.float32)
+    y = rng.standard_normal((40, 2)).astype(np.float32)
+    net = make_regressor(module__n_out=2)
+    for reduction in ("mean", "sum"):
+        net.set_params(criterion__reduction=reduction)
+        plain = _first_loss(clone(net), X, y, None)
+        weighted = _first_loss(clone(net), X, y, np.ones(len(X)))
+        assert plain == pytest.approx(weighted, rel=1e-6)
+
+
+class _Boom(Callback):
+    def on_epoch_end(self, net, **kwargs):
+        raise RuntimeError("boom")
+
+
+def test_a_failed_fit_leaves_nothing_that_a_clone_or_next_fit_sees(
+    make_classifier, classification_data
+):
+    X, y = _data(classification_data)
+    net = make_classifier(
+        callbacks=[("weights", SampleWeight(np.ones(len(X)))), ("boom", _Boom())]
+    )
+    with pytest.raises(RuntimeError, match="boom"):
+        net.fit(X, y)
+    assert isinstance(vars(net).get("get_iterator"), _TrackRows)  # left by skorch
+
+    fresh = clone(net).set_params(callbacks__boom=None)
+    assert fresh.get_params()["iterator_train"] is torch.utils.data.DataLoader
+    fresh.fit(X, y)
+    net.set_params(callbacks__boom=None).fit(X, y)  # the next fit cleans up
+    assert "get_iterator" not in vars(net)
+    assert "get_iterator" not in vars(fresh)
+
+
+def test_fixed_weights_per_row_of_X_go_to_each_split(
+    make_classifier, classification_data
+):
+    X, y = classification_data
+    weight = np.linspace(0.5, 1.5, len(X))
+    net = _weighted(make_classifier, weight)
+    search = HypergradSearchCV(
+        net,
+        {"optimizer__weight_decay": loguniform(1e-5, 1e-1)},
+        cv=3,
+        random_state=0,
+        error_score="raise",
+    ).fit(X, y)
+    refit = dict(search.best_estimator_.callbacks_)["weights"]
+    np.testing.assert_array_equal(refit.weight, weight)
+
+
+def test_an_unnamed_callback_is_found_by_its_class_name(
+    make_classifier, classification_data
+):
+    X, y = classification_data
+    net = make_classifier(callbacks=[SampleWeight()])
+    name = "callbacks__SampleWeight__weight"
+    search = HypergradSearchCV(net, {name: SPACE[NAME]}, cv=2, random_state=0)
+    assert search.fit(X, y).best_params_[name].shape == (120,)
+
+
+def test_single_fit_estimator_holds_the_reported_weights(
+    make_classifier, classification_data
+):
+    X, y = classification_data
+    model = HypergradClassifier(_weighted(make_classifier), SPACE, random_state=0)
+    model.fit(X, y)
+
+    weight = model.best_params_[NAME]
+    kept = dict(model.best_estimator_.callbacks_)["weights"]
+    np.testing.assert_array_equal(kept.weight, weight)
+    X, y = _data(classification_data)
+    assert clone(model.best_estimator_).fit(X, y).predict(X).shape == (120,)
+
+
+@pytest.mark.parametrize(
+    ("callbacks", "validates"),
+    [
+        ([("weights", SampleWeight())], False),
+        ([InputNoise(), SampleWeight], False),
+        ([("weights", SampleWeight()), ("stop", EarlyStopping(patience=50))], True),
+        ([EarlyStopping], True),
+    ],
+)
+def test_split_nets_skip_skorch_validation_unless_a_callback_may_read_it(
+    make_classifier, classification_data, callbacks, validates
+):
+    X, y = classification_data
+    search = HypergradSearchCV(
+        make_classifier(callbacks=callbacks), {}, cv=2, refit=False, random_state=0
+    )
+    validated = {}
+    original = outer_loop.run_epoch
+
+    def spy(fold, settings):
+        validated[fold.index] = fold.net.train_split is not None
+        return original(fold, settings)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(outer_loop, "run_epoch", spy)
+        search.fit(X, y)
+    assert set(validated.values()) == {validates}
