@@ -83,6 +83,25 @@ class Binding:
         """The rows of the next training-loss minibatch (positions in the
         split's training part), for values that belong to training samples."""
 
+    def observed(self, grad, rows):
+        """The part of a hypergradient the hyper-step should follow.
+
+        Parameters
+        ----------
+        grad : torch.Tensor
+            The entry's hypergradient on this split.
+        rows : ndarray of int
+            The training minibatch's rows (positions in the split's training
+            part) that the hypergradient was taken on.
+
+        Returns
+        -------
+        grad : torch.Tensor
+            All of it by default; values that belong to training samples
+            keep only the minibatch's rows (see the per-example weights).
+        """
+        return grad
+
     def inner_term(self, value, params):
         """Enter a differentiable ``value`` into the training loss.
 

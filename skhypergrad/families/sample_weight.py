@@ -60,6 +60,15 @@ class SampleWeightBinding(Binding):
     def batch_rows(self, rows) -> None:  # noqa: D102
         self.rows = torch.as_tensor(rows)
 
+    def observed(self, grad, rows):
+        """Only the minibatch's rows: through the mean-1 normalisation every
+        weight gets a small common gradient, which Adam would scale up into a
+        full step for every row the minibatch did not hold."""
+        rows = torch.as_tensor(rows)
+        kept = torch.zeros_like(grad)
+        kept[rows] = grad[rows]
+        return kept
+
     def inner_term(self, value, params):  # noqa: D102
         if self.rows is None:
             raise RuntimeError(

@@ -256,7 +256,7 @@ def _fold_hypergradient(fold, state, settings):
     )
     if warm:
         fold.ihvp = [t.detach() for t in info.ihvp]
-    return grad, info
+    return [b.observed(g, rows) for b, g in zip(fold.bindings, grad)], info
 
 
 def _unroll_batches(fold, settings) -> list:

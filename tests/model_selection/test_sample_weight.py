@@ -387,3 +387,38 @@ def test_split_nets_skip_skorch_validation_unless_a_callback_may_read_it(
         patch.setattr(outer_loop, "run_epoch", spy)
         search.fit(X, y)
     assert set(validated.values()) == {validates}
+
+
+def test_a_hyper_step_follows_only_the_weights_of_its_minibatch_rows(
+    make_classifier, classification_data, monkeypatch
+):
+    # Through the mean-1 normalisation every weight gets a small common
+    # gradient, which Adam would scale up into a full step for the rows the
+    # minibatch did not hold: the search keeps only the minibatch's rows.
+    from skhypergrad.families.sample_weight import SampleWeightBinding
+
+    seen = []
+    original = SampleWeightBinding.observed
+
+    def spy(self, grad, rows):
+        kept = original(self, grad, rows)
+        seen.append((grad, rows, kept))
+        return kept
+
+    monkeypatch.setattr(SampleWeightBinding, "observed", spy)
+    X, y = classification_data
+    HypergradSearchCV(
+        _weighted(make_classifier, max_epochs=3),
+        SPACE,
+        cv=KFold(2),
+        random_state=0,
+        hyper_batch_size=8,
+    ).fit(X, y)
+
+    assert len(seen) == 4  # 2 splits x 2 hyper-steps
+    for grad, rows, kept in seen:
+        assert len(rows) == 8
+        others = np.setdiff1d(np.arange(60), rows)
+        assert bool((grad[others] != 0).all())  # the common gradient exists
+        assert bool((kept[others] == 0).all())
+        torch.testing.assert_close(kept[rows], grad[rows])
