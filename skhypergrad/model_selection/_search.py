@@ -77,9 +77,14 @@ class HypergradSearchCV(DataBoundaryMixin, BaseSearchCV):
         ``PerLayer(range)`` / ``PerParameter(range)`` for weight decay).
         Tuned: ``optimizer__weight_decay`` (an L2 term of the loss, as torch's
         SGD and Adam apply it), ``lr`` / ``optimizer__lr`` (one rate or
-        ``PerLayer``, with SGD, Adam or AdamW) and ``module__<arg>`` for a
-        module argument that sets ``torch.nn.Dropout`` rates. Wrap a range in
-        ``skhypergrad.Sampled`` to draw it instead.
+        ``PerLayer``, with SGD, Adam or AdamW), ``module__<arg>`` for a
+        module argument that sets ``torch.nn.Dropout`` rates (wrapped in
+        ``skhypergrad.Tuned``), ``criterion__label_smoothing``,
+        ``criterion__weight`` (``PerClass``), the scale of an
+        ``InputNoise`` callback (one or ``PerFeature``) and the weights of a
+        ``SampleWeight`` callback (``PerSample``: one per training row of
+        each split; ``best_params_`` holds one per row of ``X``). Wrap a
+        range in ``skhypergrad.Sampled`` to draw it instead.
     n_iter : int, default=10
         Outer candidates drawn when any outer entry is a distribution (as in
         ``RandomizedSearchCV``); unused when they are all lists.
