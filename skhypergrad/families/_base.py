@@ -34,6 +34,36 @@ import numpy as np
 from ..hyperparams import Real
 
 
+def named_callback(callbacks, name, kind):
+    """The callback named ``name`` in a skorch callbacks list if it is a
+    ``kind``, else None.
+
+    Parameters
+    ----------
+    callbacks : list
+        A net's ``callbacks`` (instances, classes or ``(name, callback)``
+        pairs) or ``callbacks_``.
+    name : str
+        skorch's name for it: the pair's name, or the class name of an
+        unnamed callback.
+    kind : type
+
+    Returns
+    -------
+    callback : kind or None
+    """
+    if not isinstance(callbacks, list | tuple):
+        return None
+    for item in callbacks:
+        if isinstance(item, tuple) and len(item) == 2:
+            found, callback = item
+        else:  # skorch names an unnamed callback after its class
+            found, callback = getattr(item, "__name__", type(item).__name__), item
+        if found == name:
+            return callback if isinstance(callback, kind) else None
+    return None
+
+
 class SplitValues(dict):
     """A ``per_fold`` entry's values, ``{split index: value}``.
 

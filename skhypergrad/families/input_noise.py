@@ -20,23 +20,14 @@ from torch import nn
 from ..callbacks import InputNoise
 from ..exceptions import InvalidHyperparameterError
 from ..hyperparams import PerFeature, _Vector, as_real
-from ._base import Binding, Hyperparameter
+from ._base import Binding, Hyperparameter, named_callback
 
 _PATTERN = re.compile(r"callbacks__(?P<callback>.+)__scale")
 
 
 def noise_callback(callbacks, name):
-    """The :class:`InputNoise` named ``name`` in a skorch callbacks list, or None."""
-    if not isinstance(callbacks, list | tuple):
-        return None
-    for item in callbacks:
-        if isinstance(item, tuple) and len(item) == 2:
-            found, callback = item
-        else:  # skorch names an unnamed callback after its class
-            found, callback = getattr(item, "__name__", type(item).__name__), item
-        if found == name:
-            return callback if isinstance(callback, InputNoise) else None
-    return None
+    """The :class:`InputNoise` named ``name`` in a callbacks list, or None."""
+    return named_callback(callbacks, name, InputNoise)
 
 
 def first_layer_width(module: nn.Module) -> int:

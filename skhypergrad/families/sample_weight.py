@@ -26,7 +26,7 @@ import torch
 from ..callbacks import SampleWeight
 from ..exceptions import InvalidHyperparameterError
 from ..hyperparams import PerSample, as_real
-from ._base import Binding, Hyperparameter
+from ._base import Binding, Hyperparameter, named_callback
 from .class_weight import ClassSimplex
 
 _PATTERN = re.compile(r"callbacks__(?P<callback>.+)__weight")
@@ -34,16 +34,7 @@ _PATTERN = re.compile(r"callbacks__(?P<callback>.+)__weight")
 
 def weight_callback(callbacks, name):
     """The :class:`SampleWeight` named ``name`` in a callbacks list, or None."""
-    if not isinstance(callbacks, list | tuple):
-        return None
-    for item in callbacks:
-        if isinstance(item, tuple) and len(item) == 2:
-            found, callback = item
-        else:  # skorch names an unnamed callback after its class
-            found, callback = getattr(item, "__name__", type(item).__name__), item
-        if found == name:
-            return callback if isinstance(callback, SampleWeight) else None
-    return None
+    return named_callback(callbacks, name, SampleWeight)
 
 
 class SampleWeightBinding(Binding):
