@@ -25,7 +25,8 @@ NAME = "criterion__weight"
 
 
 class ClassSimplex(Real):
-    """Positive weights with mean 1, parametrised by unnormalised log-weights.
+    """Positive weights with mean 1, parametrised by unnormalised log-weights
+    (one per class, or one per training sample).
 
     Parameters
     ----------
@@ -48,6 +49,42 @@ class ClassSimplex(Real):
             return np.ones(())
         shifted = np.exp(raw - raw.max(axis=-1, keepdims=True))
         return shifted / shifted.mean(axis=-1, keepdims=True)
+
+
+def mean_one_weights(name, distribution, wrapper, what, example) -> ClassSimplex:
+    """Check an entry of weights with mean 1 (one per class or per sample).
+
+    Parameters
+    ----------
+    name : str
+        The entry's key, for messages.
+    distribution : object
+        Its value in ``param_distributions``, which must be a ``wrapper``.
+    wrapper : type
+        :class:`~skhypergrad.PerClass` or :class:`~skhypergrad.PerSample`.
+    what : str
+        "class" or "training sample".
+    example : str
+        A range to suggest, e.g. ``"loguniform(0.2, 5.0)"``.
+
+    Returns
+    -------
+    simplex : ClassSimplex
+    """
+    hint = f"{wrapper.__name__}(scipy.stats.{example})"
+    if not isinstance(distribution, wrapper):
+        raise InvalidHyperparameterError(
+            f"{name!r} holds one weight per {what}; got {distribution!r}. Wrap "
+            f"the range of the weights in {wrapper.__name__}, e.g. {hint}: the "
+            "tuned weights have mean 1 and differ by at most a factor high / low."
+        )
+    real, _ = as_real(distribution.distribution, name)
+    if real.low <= 0:
+        raise InvalidHyperparameterError(
+            f"{name!r}: {what} weights must be positive, but the range is "
+            f"[{real.low}, {real.high}] (from {distribution!r}). Use e.g. {hint}."
+        )
+    return ClassSimplex(real.low, real.high).check(name)
 
 
 class ClassWeightBinding(Binding):
@@ -93,20 +130,9 @@ class ClassWeight(Hyperparameter):
 
     @classmethod
     def from_entry(cls, name, local, distribution, net):  # noqa: D102
-        if not isinstance(distribution, PerClass):
-            raise InvalidHyperparameterError(
-                f"{name!r} holds one weight per class; got {distribution!r}. Wrap "
-                "the range of the weights in PerClass, e.g. "
-                "PerClass(scipy.stats.loguniform(0.2, 5.0)): the tuned weights have "
-                "mean 1 and differ by at most a factor high / low."
-            )
-        real, _ = as_real(distribution.distribution, name)
-        if real.low <= 0:
-            raise InvalidHyperparameterError(
-                f"{name!r}: class weights must be positive, but the range is "
-                f"[{real.low}, {real.high}] (from {distribution!r}). Use e.g. "
-                "PerClass(scipy.stats.loguniform(0.2, 5.0))."
-            )
+        simplex = mean_one_weights(
+            name, distribution, PerClass, "class", "loguniform(0.2, 5.0)"
+        )
         n_classes = distribution.n_classes
         if n_classes is not None and not (
             isinstance(n_classes, int | np.integer) and n_classes >= 2
@@ -116,7 +142,6 @@ class ClassWeight(Hyperparameter):
                 f"got {n_classes!r}."
             )
         check_cross_entropy(net, name)
-        simplex = ClassSimplex(real.low, real.high).check(name)
         return cls(name, local, simplex, "class", n_classes)
 
     def size(self, net, n_train):  # noqa: D102
@@ -141,4 +166,4 @@ class ClassWeight(Hyperparameter):
         return float(np.max(self.real.from_raw(np.asarray(raw, dtype=float))))
 
 
-__all__ = ["ClassSimplex", "ClassWeight"]
+__all__ = ["ClassSimplex", "ClassWeight", "mean_one_weights"]

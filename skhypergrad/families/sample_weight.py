@@ -25,9 +25,9 @@ import torch
 
 from ..callbacks import SampleWeight
 from ..exceptions import InvalidHyperparameterError
-from ..hyperparams import PerSample, as_real
+from ..hyperparams import PerSample
 from ._base import Binding, Hyperparameter, named_callback
-from .class_weight import ClassSimplex
+from .class_weight import mean_one_weights
 
 _PATTERN = re.compile(r"callbacks__(?P<callback>.+)__weight")
 
@@ -96,21 +96,9 @@ class SampleWeightFamily(Hyperparameter):
 
     @classmethod
     def from_entry(cls, name, local, distribution, net):  # noqa: D102
-        if not isinstance(distribution, PerSample):
-            raise InvalidHyperparameterError(
-                f"{name!r} holds one weight per training sample; got "
-                f"{distribution!r}. Wrap the range of the weights in PerSample, "
-                "e.g. PerSample(scipy.stats.loguniform(0.01, 1.0)): the tuned "
-                "weights have mean 1 and differ by at most a factor high / low."
-            )
-        real, _ = as_real(distribution.distribution, name)
-        if real.low <= 0:
-            raise InvalidHyperparameterError(
-                f"{name!r}: sample weights must be positive, but the range is "
-                f"[{real.low}, {real.high}] (from {distribution!r}). Use e.g. "
-                "PerSample(scipy.stats.loguniform(0.01, 1.0))."
-            )
-        simplex = ClassSimplex(real.low, real.high).check(name)
+        simplex = mean_one_weights(
+            name, distribution, PerSample, "training sample", "loguniform(0.01, 1.0)"
+        )
         callback = _PATTERN.fullmatch(local)["callback"]
         return cls(name, local, simplex, "sample", callback)
 
