@@ -37,6 +37,7 @@ _LAZY = {
     "SolverDivergedError": "skhypergrad.exceptions",
     "SolverConvergenceWarning": "skhypergrad.exceptions",
     "HyperstepSkippedWarning": "skhypergrad.exceptions",
+    "BoundaryValueWarning": "skhypergrad.exceptions",
     "WeightDecayPenalty": "skhypergrad.callbacks",
     "InputNoise": "skhypergrad.callbacks",
     "SampleWeight": "skhypergrad.callbacks",

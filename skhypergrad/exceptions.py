@@ -56,8 +56,13 @@ class HyperstepSkippedWarning(UserWarning):
     """One or more hyper-steps were skipped because they were not finite."""
 
 
+class BoundaryValueWarning(UserWarning):
+    """A reported tuned value sits at a bound of its range."""
+
+
 __all__ = [
     "AllFitsFailedError",
+    "BoundaryValueWarning",
     "HyperstepSkippedWarning",
     "InvalidHyperparameterError",
     "InvalidInputError",

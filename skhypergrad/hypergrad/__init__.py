@@ -8,6 +8,7 @@ Examples
 from ._hvp import inner_gradient, make_ggnvp, make_hvp, mixed_vjp, top_eigenvalue
 from ._hypergradient import HypergradInfo, InnerParts, hypergradient
 from ._linear_solve import SolveInfo, cg, exact, identity, neumann
+from ._outer import OuterOptimizer, OuterState, TailAverage, cosine_schedule
 from ._solvers import CG, SOLVERS, Exact, Identity, Neumann, get_solver, solver_name
 from ._unroll import (
     UnrollInfo,
@@ -25,10 +26,14 @@ __all__ = [
     "Identity",
     "InnerParts",
     "Neumann",
+    "OuterOptimizer",
+    "OuterState",
     "SolveInfo",
+    "TailAverage",
     "UnrollInfo",
     "adam_update",
     "cg",
+    "cosine_schedule",
     "exact",
     "get_solver",
     "hypergradient",

@@ -13,17 +13,20 @@ import math
 import numbers
 import threading
 import time
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from sklearn.exceptions import FitFailedWarning
-from torch.optim.swa_utils import AveragedModel
+from sklearn.base import clone
 
 from ..bilevel import net_hypergradient, sample_batch
-from ..exceptions import InvalidInputError, SkHypergradError
+from ..exceptions import (
+    InvalidHyperparameterError,
+    InvalidInputError,
+    SkHypergradError,
+)
 from ..families import SplitValues, merge_best_params
+from ..hypergrad import OuterOptimizer, TailAverage
 from ..penalties import parameter_layout
 from ..utils._random import spawn_seeds
 from ._exchange import GlooExchange, LocalExchange, pack
@@ -35,6 +38,7 @@ from ._fold import (
     run_epoch,
     score_fold,
     start_training,
+    validation_loss,
 )
 
 logger = logging.getLogger("skhypergrad")
@@ -46,10 +50,7 @@ class Settings:
     """Search knobs, resolved from the estimator's constructor arguments."""
 
     solver: object
-    hyper_optimizer: type
-    hyper_optimizer_kwargs: dict
-    hyper_lr: float
-    hyper_lr_schedule: str
+    outer: OuterOptimizer
     hyper_interval: int
     warmup: object
     hyper_batch_size: int
@@ -75,6 +76,7 @@ class HyperState:
 
     def __init__(self, entries, starts, folds, shared_sizes):
         self.entries = entries
+        self.outer = None  # the outer optimiser's state, once training starts
         self.raw = []
         for entry, size in zip(entries, shared_sizes):
             start = starts[entry.name]
@@ -102,6 +104,17 @@ class HyperState:
         for entry, raw in zip(self.entries, self.raw):
             out.extend(raw.values() if entry.per_fold else [raw])
         return out
+
+    def bounds(self) -> list:
+        """Raw bounds of every distinct raw tensor, in :meth:`tensors` order."""
+        return [e.real.raw_bounds() for e in self.owners(entries=True)]
+
+    def owners(self, entries=False) -> list:
+        """The entry (or its name) of every distinct raw tensor."""
+        out = []
+        for entry, raw in zip(self.entries, self.raw):
+            out.extend([entry] * (len(raw) if entry.per_fold else 1))
+        return out if entries else [e.name for e in out]
 
     def for_fold(self, index) -> list:
         """The raw tensor each entry uses on split ``index``."""
@@ -135,47 +148,25 @@ class HyperState:
                 binding.apply(value.detach())
 
 
-class TailAverage:
-    """Mean of the raw values over the last ``fraction`` of the planned
-    hyper-steps: torch's ``swa_utils.AveragedModel`` (a running mean, without
-    a copy per step of a million values)."""
+def hyper_step(folds, exchange, state, outer, settings, epoch) -> dict:
+    """Measure the validation loss, set the splits' mean hypergradient as
+    ``.grad`` and let the outer optimiser judge the values and step.
 
-    def __init__(self, n_planned, fraction):
-        self.start = n_planned - max(1, math.ceil(fraction * n_planned))
-        self.average = None
-
-    def add(self, index, tensors) -> None:
-        """Count an accepted hyper-step's values (``tensors`` None if skipped)."""
-        if tensors is None or index < self.start:
-            return
-        values = torch.nn.ParameterList(
-            torch.nn.Parameter(t.detach(), requires_grad=False) for t in tensors
-        )
-        if self.average is None:
-            self.average = AveragedModel(values)
-        self.average.update_parameters(values)
-
-    def result(self, current) -> list:
-        """The mean, or the current values when no step was counted."""
-        if self.average is None:
-            return [t.detach().clone() for t in current]
-        return [p.detach().clone() for p in self.average.module]
-
-
-def hyper_step(folds, exchange, state, optimizer, settings, epoch) -> dict:
-    """Set the mean hypergradient of the splits as ``.grad``, take one step.
-
-    Every split sends its status, validation loss and hypergradient through
-    ``exchange``; every process then takes the same step. Returns the path
-    record; a step whose hypergradient or update is not finite is skipped and
-    recorded, never applied.
+    Every split sends its status, its whole validation part's loss and its
+    hypergradient through ``exchange``; every process then takes the same
+    decision. Returns the path record: a step whose hypergradient or update
+    is not finite is skipped, one that follows a rise of the measured loss is
+    rejected (the values go back to the best ones), and both are recorded,
+    never applied.
     """
-    record = {"epoch": epoch, "hyper_lr": optimizer.param_groups[0]["lr"]}
+    record = {"epoch": epoch}
     sizes = [r.numel() for r in state.shared()]
     vectors, grads, reasons = {}, {}, {}
     for fold in folds:
-        status, loss, n_iter, fold_sq, shared_grads = 0.0, 0.0, 0.0, 0.0, []
+        status, loss, n_iter, fold_sq, shared_grads = 0.0, math.nan, 0.0, 0.0, []
         if fold.active:
+            # Measured before the hypergradient, which may change the module.
+            loss = validation_loss(fold)
             try:
                 with fold.rng():
                     grad, info = _fold_hypergradient(fold, state, settings)
@@ -185,7 +176,7 @@ def hyper_step(folds, exchange, state, optimizer, settings, epoch) -> dict:
                 # propagates.
                 status, reasons[fold.index] = -1.0, str(exc)
             else:
-                status, loss, n_iter = 1.0, info.outer_loss, info.solve.n_iter
+                status, n_iter = 1.0, info.solve.n_iter
                 grads[fold.index] = grad
                 pairs = list(zip(state.entries, grad))
                 fold_sq = sum(float((g**2).sum()) for e, g in pairs if e.per_fold)
@@ -196,38 +187,39 @@ def hyper_step(folds, exchange, state, optimizer, settings, epoch) -> dict:
     gathered = exchange.gather(vectors)
     ok = [i for i, v in gathered.items() if v[0] > 0]
     failed = [i for i, v in gathered.items() if v[0] < 0]
-    record["val_loss"] = (
-        float(np.mean([gathered[i][1] for i in ok])) if ok else math.nan
-    )
+    losses = [float(v[1]) for v in gathered.values() if v[0] != 0]
+    record["val_loss"] = float(np.mean(losses)) if losses else math.nan
     record["solver_iter"] = float(np.mean([gathered[i][2] for i in ok])) if ok else 0.0
+    skip, norm = None, math.nan
     if failed or not ok:
-        reason = "; ".join(
+        skip = "; ".join(
             f"split {i}: {reasons.get(i, 'its hypergradient was not finite')}"
             for i in failed
         )
-        return _skipped(record, reason or "no split is still training", math.nan)
-    square = sum(float(gathered[i][3]) for i in ok)
-    means = torch.stack([gathered[i][4:] for i in ok]).mean(0).split(sizes)
-    square += sum(float((mean**2).sum()) for mean in means)
-    _set_grads(state, grads, means)
-    norm = math.sqrt(square)
-    if not math.isfinite(norm):
-        optimizer.zero_grad(set_to_none=True)
-        return _skipped(record, "non-finite hypergradient", norm)
-    before = [t.detach().clone() for t in state.tensors()]
-    optimizer.step()
-    bad, at_bound = _after_step(state, folds, exchange)
-    if bad:
-        with torch.no_grad():
-            for t, b in zip(state.tensors(), before):
-                t.copy_(b)
-        return _skipped(record, "non-finite update", norm)
-    record.update(hypergrad_norm=norm, skipped=False, reason=None, at_bound=at_bound)
-    return record
-
-
-def _skipped(record, reason, norm):
-    record.update(hypergrad_norm=norm, skipped=True, reason=reason, at_bound=[])
+        skip = skip or "no split is still training"
+    else:
+        square = sum(float(gathered[i][3]) for i in ok)
+        means = torch.stack([gathered[i][4:] for i in ok]).mean(0).split(sizes)
+        square += sum(float((mean**2).sum()) for mean in means)
+        _set_grads(state, grads, means)
+        norm = math.sqrt(square)
+        if not math.isfinite(norm):
+            skip = "non-finite hypergradient"
+    result = outer.update(state.outer, record["val_loss"], skip=skip)
+    at_bound = []
+    if result["status"] == "accepted":
+        bad, at_bound = _after_step(state, result, folds, exchange)
+        if bad:
+            outer.undo(state.outer)
+            result.update(status="skipped", reason="non-finite update")
+    record.update(
+        hyper_lr=result["hyper_lr"],
+        hypergrad_norm=norm,
+        skipped=result["status"] == "skipped",
+        rejected=result["status"] == "rejected",
+        reason=result["reason"],
+        at_bound=at_bound,
+    )
     return record
 
 
@@ -286,47 +278,25 @@ def _set_grads(state, grads, means) -> None:
             raw.grad = next(means).reshape(raw.shape).clone()
 
 
-@torch.no_grad()
-def _after_step(state, folds, exchange):
+def _after_step(state, result, folds, exchange):
     """Whether any split's new values are not finite; the entries at a bound.
 
     The per-split entries live in their splits' processes: both answers are
-    gathered, so that every process skips or keeps the step alike.
+    gathered, so that every process keeps or undoes the step alike.
     """
-    vectors = {}
-    for fold in folds:
-        finite, bound = True, []
-        for entry, raw in zip(state.entries, state.raw):
-            # A shared tensor is seen from every local split (clamping twice
-            # changes nothing); a split that failed to build has no tensor.
-            t = raw.get(fold.index) if entry.per_fold else raw
-            hit = False
-            if t is not None:
-                low, high = entry.real.raw_bounds()
-                finite = finite and bool(torch.isfinite(t).all())
-                hit = bool(((t < low) | (t > high)).any())
-                t.clamp_(low, high)
-            bound.append(float(hit))
-        vectors[fold.index] = pack(float(not finite), *bound)
-    gathered = torch.stack(list(exchange.gather(vectors).values()))
+    owners = state.owners()
+    hit = {e.name: False for e in state.entries}
+    for name, at_bound in zip(owners, result["at_bound"]):
+        hit[name] = hit[name] or at_bound
+    vector = pack(
+        float(not result["finite"]), *[float(hit[e.name]) for e in state.entries]
+    )
+    gathered = torch.stack(
+        list(exchange.gather({f.index: vector for f in folds}).values())
+    )
     hits = gathered[:, 1:].amax(0)
     at_bound = sorted({e.name for e, h in zip(state.entries, hits) if h > 0})
     return bool(gathered[:, 0].amax() > 0), at_bound
-
-
-def make_optimizer(settings, tensors, n_steps):
-    """The hyper-optimiser and its learning-rate schedule (None if constant)."""
-    if not tensors:  # nothing tuned: the candidate only trains its splits
-        return None, None
-    optimizer = settings.hyper_optimizer(
-        tensors, lr=settings.hyper_lr, **settings.hyper_optimizer_kwargs
-    )
-    scheduler = None
-    if settings.hyper_lr_schedule == "cosine" and n_steps > 1:
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-            optimizer, T_max=n_steps - 1, eta_min=settings.hyper_lr / 10
-        )
-    return optimizer, scheduler
 
 
 def due_epochs(settings, max_epochs) -> list:
@@ -461,10 +431,11 @@ def _train(task, folds, exchange, settings, on_epoch=None):
     due = due_epochs(settings, max_epochs) if task.entries else []
     # A process whose splits hold no tensor still steps along (and keeps the
     # schedule): a placeholder stands in.
-    tensors = state.tensors() or [
-        torch.zeros(0, dtype=torch.float64, requires_grad=True)
-    ]
-    optimizer, scheduler = make_optimizer(settings, tensors, len(due))
+    tensors, bounds = state.tensors(), state.bounds()
+    if not tensors:
+        tensors = [torch.zeros(0, dtype=torch.float64, requires_grad=True)]
+        bounds = [(-math.inf, math.inf)]
+    state.outer = settings.outer.init(tensors, bounds, len(due))
     tails = {
         e: TailAverage(sum(d < e for d in due), settings.average_last)
         for e in task.epochs
@@ -481,7 +452,7 @@ def _train(task, folds, exchange, settings, on_epoch=None):
             if fold.active:
                 with fold.rng():
                     run_epoch(fold, settings)
-        if epoch in tails:
+        if epoch in task.epochs:
             snapshot(epoch)
         active = exchange.gather({f.index: pack(float(f.active)) for f in folds})
         if not any(v[0] > 0 for v in active.values()):
@@ -490,12 +461,12 @@ def _train(task, folds, exchange, settings, on_epoch=None):
             if on_epoch is not None:
                 on_epoch(path[-1] if path else None)
             continue
-        record = _step(folds, exchange, state, (optimizer, scheduler), settings, epoch)
+        record = _step(folds, exchange, state, settings, epoch)
         record["values"] = _summaries(state, folds, exchange, per_fold, first)
-        tensors = None if record["skipped"] else state.tensors()
+        accepted = not (record["skipped"] or record["rejected"])
         for e, tail in tails.items():
             if epoch < e:
-                tail.add(len(path), tensors)
+                tail.add(len(path), state.tensors() if accepted else None)
         path.append(record)
         _log_step(record, settings)
         if on_epoch is not None:
@@ -536,17 +507,10 @@ def _summaries(state, folds, exchange, per_fold, first) -> dict:
     return {e.name: values[e.name] for e in state.entries}
 
 
-def _step(folds, exchange, state, optimizers, settings, epoch) -> dict:
-    """One hyper-step, the schedule's step, and the new values on every split."""
-    optimizer, scheduler = optimizers
+def _step(folds, exchange, state, settings, epoch) -> dict:
+    """One hyper-step, and the new values on every split."""
     start = time.perf_counter()
-    record = hyper_step(folds, exchange, state, optimizer, settings, epoch)
-    if scheduler is not None:
-        with warnings.catch_warnings():
-            # A skipped first step leaves optimizer.step() uncalled; the
-            # schedule still follows the planned hyper-steps.
-            warnings.filterwarnings("ignore", "Detected call of", UserWarning)
-            scheduler.step()
+    record = hyper_step(folds, exchange, state, settings.outer, settings, epoch)
     for fold in folds:
         if fold.active:
             state.apply(fold)
@@ -640,9 +604,9 @@ def assemble(task, parts, settings) -> list:
                 "path": [r for r in path if r["epoch"] < epoch],
                 "values": values,
                 "estimators": estimators,
+                "entries": task.entries,
             }
         )
-    _warn_failures(rows[-1]["out"], settings)
     return rows
 
 
@@ -669,23 +633,25 @@ def _tuned(task, raws, layout, rows):
     return values, params
 
 
-def _warn_failures(out, settings) -> None:
-    failed = [(i, o["fit_error"]) for i, o in enumerate(out) if o["fit_error"]]
-    if failed and len(failed) < len(out):
-        details = "; ".join(
-            f"split {i}: {error.strip().splitlines()[-1]}" for i, error in failed
-        )
-        warnings.warn(
-            f"{len(failed)} of {len(out)} splits failed to train and were scored "
-            f"error_score={settings.error_score!r}. Details: {details}",
-            FitFailedWarning,
-            stacklevel=3,
-        )
+def with_params(estimator, params):
+    """A clone with a candidate's outer values, or a clear error for a bad name."""
+    try:
+        return clone(estimator).set_params(**params)
+    except (ValueError, TypeError) as exc:
+        raise InvalidHyperparameterError(
+            f"The candidate {params!r} cannot be set on the estimator: {exc} Check "
+            "the names in param_distributions (estimator.get_params() lists them; "
+            "in a Pipeline, prefix them with the step name)."
+        ) from exc
 
 
 def _log_step(record, settings) -> None:
     level = logging.INFO if settings.verbose else logging.DEBUG
-    status = "skipped: " + record["reason"] if record["skipped"] else "ok"
+    status = (
+        f"{'skipped' if record['skipped'] else 'rejected'}: {record['reason']}"
+        if record["reason"]
+        else "ok"
+    )
     logger.log(
         level,
         "epoch %d: val_loss=%.4f |g|=%.3g %s %s",

@@ -40,6 +40,17 @@ class SearchProgress:
         total = sum(max(t.epochs) for t in tasks) + bool(self.refit)
         self.bar = tqdm(total=total, unit="epoch", desc="HypergradSearchCV")
 
+    def extend(self, epochs) -> None:
+        """Plan ``epochs`` more candidate-epochs (the constant trainings)."""
+        if self.bar is not None and epochs:
+            self.bar.total += epochs
+            self.bar.refresh()
+
+    def count(self, epochs) -> None:
+        """Count ``epochs`` finished candidate-epochs."""
+        if self.bar is not None:
+            self.bar.update(epochs)
+
     def for_task(self, task):
         """A callback ``on_epoch(record)`` for a job run in this process."""
         if self.bar is None:
@@ -91,7 +102,7 @@ class _TaskProgress:
 
 
 def _step_line(record, values) -> str:
-    status = "skipped: " + record["reason"] if record["skipped"] else ""
+    status = _status(record)
     cells = [
         f"hyper-step after epoch {record['epoch']:>3}",
         f"val_loss {_short(record['val_loss']):>8}",
@@ -100,6 +111,14 @@ def _step_line(record, values) -> str:
         " ".join(f"{k}={v}" for k, v in values.items()),
     ]
     return "  ".join(cells) + (f"  {status}" if status else "")
+
+
+def _status(record) -> str:
+    if record["skipped"]:
+        return "skipped: " + record["reason"]
+    if record.get("rejected"):
+        return "rejected: " + record["reason"]
+    return ""
 
 
 def print_labelled(text, label) -> None:

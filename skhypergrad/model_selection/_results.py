@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 from scipy.stats import rankdata
 
-from ..exceptions import HyperstepSkippedWarning
+from ..exceptions import BoundaryValueWarning, HyperstepSkippedWarning
 
 
 def warn_skipped(rows) -> None:
@@ -28,6 +28,33 @@ def warn_skipped(rows) -> None:
         )
 
 
+def warn_at_bounds(row) -> None:
+    """Warn for each tuned entry of the reported row at a bound of its range
+    (a scalar at it, or most values of a vector)."""
+    for entry in row.get("entries", ()):
+        value = row["values"].get(entry.name)
+        if not row.get("tuned_values_kept", True) or isinstance(value, dict):
+            continue  # the start values are reported; per-split values
+        raw = np.asarray(entry.real.to_raw(value), dtype=float).reshape(-1)
+        low, high = entry.real.raw_bounds()
+        near = 1e-3 * (high - low)
+        for name, bound, hit in (
+            ("lower", entry.real.low, raw <= low + near),
+            ("upper", entry.real.high, raw >= high - near),
+        ):
+            if hit.mean() > 0.5:
+                share = "" if hit.size == 1 else f"{hit.mean():.0%} of the values of "
+                warnings.warn(
+                    f"The tuned value of {entry.name!r} reached the {name} bound of "
+                    f"its range: {share}{entry.name} = {bound:g} ({entry.real!r}). "
+                    "The best value may lie outside the range: widen it past "
+                    f"{bound:g} and search again, or check path_ for a value that "
+                    "ran to the bound while val_loss rose.",
+                    BoundaryValueWarning,
+                    stacklevel=5,
+                )
+
+
 def more_results(rows) -> dict:
     n_splits = len(rows[0]["out"])
     losses = np.array([[o["loss"] for o in r["out"]] for r in rows], dtype=float)
@@ -41,6 +68,12 @@ def more_results(rows) -> dict:
     more["n_skipped_hypersteps"] = np.array(
         [sum(rec["skipped"] for rec in r["path"]) for r in rows]
     )
+    more["tuned_values_kept"] = np.array(
+        [r.get("tuned_values_kept", True) for r in rows]
+    )
+    more["n_rejected_hypersteps"] = np.array(
+        [sum(rec["rejected"] for rec in r["path"]) for r in rows]
+    )
     return {k: list(v) for k, v in more.items()}
 
 
@@ -52,6 +85,7 @@ PATH_KEYS = (
     "hypergrad_norm",
     "solver_iter",
     "skipped",
+    "rejected",
     "reason",
     "at_bound",
 )

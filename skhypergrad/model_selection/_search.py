@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import numbers
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -18,11 +19,10 @@ from sklearn.utils.validation import _num_samples
 
 from ..exceptions import (
     AllFitsFailedError,
-    InvalidHyperparameterError,
     InvalidInputError,
     ParallelWorkerError,
 )
-from ..hypergrad import SOLVERS, get_solver
+from ..hypergrad import SOLVERS, OuterOptimizer, cosine_schedule, get_solver
 from ..net import split_estimator
 from ..utils._random import generator, spawn_seeds
 from ..utils._validation import (
@@ -35,9 +35,17 @@ from ..utils._validation import (
 )
 from ._boundary import DataBoundaryMixin
 from ._exchange import Rendezvous
-from ._outer_loop import CandidateTask, Settings, assemble, run_candidate, run_split
+from ._outer_loop import (
+    CandidateTask,
+    Settings,
+    assemble,
+    run_candidate,
+    run_split,
+    with_params,
+)
 from ._progress import SearchProgress
-from ._results import more_results, path_table, warn_skipped
+from ._rescore import rescore
+from ._results import more_results, path_table, warn_at_bounds, warn_skipped
 from ._space import make_candidates, resolve_space
 
 logger = logging.getLogger("skhypergrad")
@@ -45,6 +53,8 @@ _OPTIMIZER_PREFIX = "hyper_optimizer__"
 # Adam without momentum, chosen by a sweep (docs/benchmarks.md): it follows the
 # lag between a hyperparameter and the weights' response without overshooting.
 _OPTIMIZER_DEFAULTS = {"betas": (0.0, 0.9)}
+# hyper_lr_schedule: None keeps the rate; cosine ends at a tenth of it.
+_SCHEDULES = {"constant": None, "cosine": cosine_schedule(0.1)}
 
 
 class HypergradSearchCV(DataBoundaryMixin, BaseSearchCV):
@@ -226,7 +236,7 @@ return_train_score
         "n_iter": [Interval(numbers.Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
         "solver": [StrOptions(set(SOLVERS)), callable],
-        "hyper_optimizer": [type],
+        "hyper_optimizer": [type, OuterOptimizer],
         "hyper_lr": [Interval(numbers.Real, 0, None, closed="neither")],
         "hyper_lr_schedule": [StrOptions({"constant", "cosine"})],
         "hyper_interval": [Interval(numbers.Integral, 1, None, closed="left")],
@@ -237,6 +247,7 @@ return_train_score
         "hyper_batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
         "n_starts": [Interval(numbers.Integral, 1, None, closed="left")],
         "average_last": [Interval(numbers.Real, 0, 1, closed="right")],
+        "rescore": ["boolean"],
         "unroll_steps": [Interval(numbers.Integral, 1, None, closed="left")],
         "cast_inputs": ["boolean"],
     }
@@ -265,6 +276,7 @@ return_train_score
         hyper_batch_size=128,
         n_starts=1,
         average_last=0.25,
+        rescore=True,
         unroll_steps=1,
         cast_inputs=True,
         **kwargs,
@@ -292,6 +304,7 @@ return_train_score
         self.hyper_batch_size = hyper_batch_size
         self.n_starts = n_starts
         self.average_last = average_last
+        self.rescore = rescore
         self.unroll_steps = unroll_steps
         self.cast_inputs = cast_inputs
         self._store_optimizer_kwargs(kwargs)
@@ -408,6 +421,7 @@ return_train_score
                 )
             self.best_params_ = results["params"][self.best_index_]
             self.path_ = self.paths_[self.best_index_]
+            warn_at_bounds(rows[self.best_index_])
         if self.refit:
             self._refit(X, y, net_params, step, rows)
             progress.close(refitted=True)
@@ -443,19 +457,9 @@ return_train_score
 
     def _settings(self, scorers, score_params) -> Settings:
         inner = getattr(scorers, "_scorers", None)
-        kwargs = {
-            k[len(_OPTIMIZER_PREFIX) :]: v for k, v in self._optimizer_kwargs().items()
-        }
-        for key, value in _OPTIMIZER_DEFAULTS.items():
-            if _accepts(self.hyper_optimizer, key):
-                kwargs.setdefault(key, value)
-        _check_optimizer(self.hyper_optimizer, self.hyper_lr, kwargs)
         return Settings(
             solver=get_solver(self.solver),
-            hyper_optimizer=self.hyper_optimizer,
-            hyper_optimizer_kwargs=kwargs,
-            hyper_lr=self.hyper_lr,
-            hyper_lr_schedule=self.hyper_lr_schedule,
+            outer=self._outer_optimizer(),
             hyper_interval=self.hyper_interval,
             warmup=self.warmup,
             hyper_batch_size=self.hyper_batch_size,
@@ -469,6 +473,34 @@ return_train_score
             cast_inputs=self.cast_inputs,
             keep_estimators=self._keeps_split_estimators,
             unroll_steps=self.unroll_steps,
+        )
+
+    def _outer_optimizer(self) -> OuterOptimizer:
+        """The outer optimisation: ``hyper_optimizer`` as given, or built from
+        the optimiser class, ``hyper_lr``, its schedule and arguments."""
+        kwargs = {
+            k[len(_OPTIMIZER_PREFIX) :]: v for k, v in self._optimizer_kwargs().items()
+        }
+        if isinstance(self.hyper_optimizer, OuterOptimizer):
+            if kwargs:
+                raise InvalidParameterError(
+                    f"hyper_optimizer is an OuterOptimizer ({self.hyper_optimizer!r}), "
+                    f"which holds its own optimiser arguments, but got "
+                    f"{sorted(self._optimizer_kwargs())} as well. Give them to the "
+                    "OuterOptimizer (optimizer_kwargs=...) instead."
+                )
+            outer = self.hyper_optimizer
+            _check_optimizer(outer.optimizer, outer.lr, outer.optimizer_kwargs or {})
+            return outer
+        for key, value in _OPTIMIZER_DEFAULTS.items():
+            if _accepts(self.hyper_optimizer, key):
+                kwargs.setdefault(key, value)
+        _check_optimizer(self.hyper_optimizer, self.hyper_lr, kwargs)
+        return OuterOptimizer(
+            self.hyper_optimizer,
+            lr=self.hyper_lr,
+            optimizer_kwargs=kwargs,
+            schedule=_SCHEDULES[self.hyper_lr_schedule],
         )
 
     def _search(self, X, y, subspaces, splits, settings, net_params, progress):
@@ -488,11 +520,24 @@ return_train_score
                 len(tasks) * len(splits),
             )
             progress.start(tasks, len(splits), self.n_starts)
-            rows.extend(
-                r
-                for task_rows in self._run(tasks, X, y, splits, settings, progress)
-                for r in task_rows
+            # Split estimators, where kept, come from the constant trainings.
+            tuning = (
+                replace(settings, keep_estimators=False) if self.rescore else settings
             )
+            task_rows = list(self._run(tasks, X, y, splits, tuning, progress))
+            if self.rescore:
+                task_rows = rescore(
+                    tasks,
+                    task_rows,
+                    X,
+                    y,
+                    splits,
+                    settings,
+                    n_jobs=self.n_jobs,
+                    pre_dispatch=self.pre_dispatch,
+                    progress=progress,
+                )
+            rows.extend(r for candidate_rows in task_rows for r in candidate_rows)
 
         self._run_search(evaluate_candidates, subspaces, sample_seed)
         out = [o for r in rows for o in r["out"]]
@@ -520,7 +565,7 @@ return_train_score
         tasks = []
         for i, (index, outer) in enumerate(candidates):
             space = subspaces[index]
-            estimator = _with_params(self.estimator, outer)
+            estimator = with_params(self.estimator, outer)
             epochs = space.epochs or (split_estimator(estimator)[0].max_epochs,)
             if space.epochs:
                 estimator.set_params(**{space.epochs_name: max(epochs)})
@@ -633,18 +678,6 @@ return_train_score
         # skorch modules can emit several outputs per sample.
         tags.target_tags.multi_output = tags.estimator_type == "regressor"
         return tags
-
-
-def _with_params(estimator, params):
-    """A clone with a candidate's outer values, or a clear error for a bad name."""
-    try:
-        return clone(estimator).set_params(**params)
-    except (ValueError, TypeError) as exc:
-        raise InvalidHyperparameterError(
-            f"The candidate {params!r} cannot be set on the estimator: {exc} Check "
-            "the names in param_distributions (estimator.get_params() lists them; "
-            "in a Pipeline, prefix them with the step name)."
-        ) from exc
 
 
 def _optimizer_keys(kwargs) -> list:

@@ -87,6 +87,7 @@ class _SingleFit(HypergradSearchCV):
         warmup="auto",
         hyper_batch_size=128,
         average_last=0.25,
+        rescore=True,
         unroll_steps=1,
         cast_inputs=True,
         **kwargs,
@@ -105,6 +106,7 @@ class _SingleFit(HypergradSearchCV):
         self.warmup = warmup
         self.hyper_batch_size = hyper_batch_size
         self.average_last = average_last
+        self.rescore = rescore
         self.unroll_steps = unroll_steps
         self.cast_inputs = cast_inputs
         self._store_optimizer_kwargs(kwargs)
@@ -228,7 +230,7 @@ _DOC = """{summary}
     random_state : int, RandomState instance or None, default=None
         Seeds the split, the net and the hyper-steps' minibatches.
     solver, hyper_optimizer, hyper_lr, hyper_lr_schedule, hyper_interval, \
-warmup, hyper_batch_size, average_last, unroll_steps, cast_inputs
+warmup, hyper_batch_size, average_last, rescore, unroll_steps, cast_inputs
         As in :class:`HypergradSearchCV`.
     **kwargs
         ``hyper_optimizer__<name>`` arguments of the hyper-optimiser.

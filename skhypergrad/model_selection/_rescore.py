@@ -1,0 +1,176 @@
+"""Scores that mean what GridSearchCV's mean: the tuned values as constants.
+
+The tuning trainings of a candidate ran while its values moved, so their
+scores are those of a path, not of the constants in ``params`` that the refit
+trains. With ``rescore=True`` every split trains again from its
+initialisation (the same seed, so the same initial weights and minibatch
+order) with the candidate's reported values fixed, exactly as
+``cross_val_score(clone(estimator).set_params(**params), cv=splits)`` would;
+those scores, losses and times are the row's. Rows of one candidate that
+report the same values (several ``max_epochs`` read off one training) share
+one such training, read off at each of their epoch counts.
+
+Where every tuned entry of a candidate is a scalar, its starting values are
+trained as constants too, and a row reports whichever of the two reached the
+lower mean validation loss (``cv_results_["tuned_values_kept"]`` says which):
+the reported values are never worse, measured as constants, than where
+tuning started, and a tuned value that trains well along the path but
+collapses a network trained from scratch is not reported.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import numpy as np
+from joblib import Parallel, delayed, hash
+
+from ._exchange import LocalExchange
+from ._outer_loop import assemble, run_splits, with_params
+
+logger = logging.getLogger("skhypergrad")
+
+
+def constant_tasks(task, rows) -> list:
+    """The constant-value trainings that score a tuning task's rows.
+
+    Parameters
+    ----------
+    task : CandidateTask
+        The tuning task.
+    rows : list of dict
+        Its rows (one per epoch value), from :func:`assemble`.
+
+    Returns
+    -------
+    groups : list of (CandidateTask, list of int)
+        Each training (no tuned entry: the values are set on the estimator)
+        and the positions in ``rows`` it scores.
+    """
+    groups = {}
+    for i, row in enumerate(rows):
+        tuned = {
+            k: v
+            for k, v in row["params"].items()
+            if k not in task.outer_params and k != task.epochs_name
+        }
+        groups.setdefault(hash(tuned), (tuned, []))[1].append(i)
+    out = []
+    for tuned, positions in groups.values():
+        epochs = tuple(sorted(_epoch(task, rows[i]) for i in positions))
+        estimator = with_params(task.estimator, tuned)
+        if task.epochs_name is not None:
+            estimator.set_params(**{task.epochs_name: max(epochs)})
+        constant = dataclasses.replace(
+            task, estimator=estimator, entries=[], epochs=epochs, start={}
+        )
+        out.append((constant, positions))
+    return out
+
+
+def _epoch(task, row):
+    if task.epochs_name is None:
+        return task.epochs[0]
+    return row["params"][task.epochs_name]
+
+
+def rescore(
+    tasks, task_rows, X, y, splits, settings, *, n_jobs, pre_dispatch, progress
+):
+    """Replace the rows' split results with those of constant-value trainings.
+
+    Every (training, split) pair is one joblib job: they are independent.
+
+    Returns
+    -------
+    task_rows : list of list of dict
+        The same rows; ``out`` now holds the constant trainings' scores, with
+        the tuning's fit time added to each split's, and ``estimators`` the
+        constant trainings' nets (when the settings keep them). A split whose
+        tuning failed keeps its failure.
+    """
+    # A candidate with nothing tuned trained its values as constants already.
+    plans = [
+        constant_tasks(t, rows) if t.entries else []
+        for t, rows in zip(tasks, task_rows)
+    ]
+    starts = [_start_task(t) for t in tasks]
+    constants = [c for plan in plans for c, _ in plan]
+    constants += [c for c in starts if c is not None]
+    progress.extend(sum(max(c.epochs) for c in constants))
+    jobs = (
+        delayed(run_splits)(c, X, y, splits, [k], LocalExchange(), settings)
+        for c in constants
+        for k in range(len(splits))
+    )
+    parallel = Parallel(n_jobs=n_jobs, pre_dispatch=pre_dispatch, return_as="generator")
+    parts = iter(parallel(jobs))
+    scored = {}
+    for c in constants:
+        scored[id(c)] = dict(
+            zip(c.epochs, assemble(c, [next(parts) for _ in splits], settings))
+        )
+        progress.count(max(c.epochs))
+    for task, plan, start, rows in zip(tasks, plans, starts, task_rows):
+        for constant, positions in plan:
+            for i in positions:
+                epoch = _epoch(constant, rows[i])
+                new = scored[id(constant)][epoch]
+                if start is not None:
+                    new = _lower_loss(task, rows[i], new, scored[id(start)][epoch])
+                _merge(rows[i], new)
+    return task_rows
+
+
+def _start_task(task):
+    """The constant training at a candidate's starting values, against which
+    its tuned values are checked (scalar entries only; None otherwise)."""
+    scalar = all(e.granularity == "scalar" and not e.per_fold for e in task.entries)
+    if not task.entries or not scalar:
+        return None
+    return dataclasses.replace(
+        task,
+        estimator=with_params(task.estimator, dict(task.start)),
+        entries=[],
+        start={},
+    )
+
+
+def _lower_loss(task, row, tuned, start):
+    """The constant training to report: the tuned values', unless the starting
+    values' reached a lower mean validation loss (then the row reports them)."""
+    loss = [np.nanmean([o["loss"] for o in r["out"]]) for r in (tuned, start)]
+    if not np.isfinite(loss[1]) or (np.isfinite(loss[0]) and loss[0] <= loss[1]):
+        row["tuned_values_kept"] = True
+        return tuned
+    logger.info(
+        "Candidate %s: the tuned values %s trained as constants reached a mean "
+        "validation loss of %.4g, the starting values %s %.4g; the starting "
+        "values are reported.",
+        task.outer_params,
+        {e.name: row["params"][e.name] for e in task.entries},
+        loss[0],
+        task.start,
+        loss[1],
+    )
+    row["params"].update(task.start)
+    row["tuned_values_kept"] = False
+    return start
+
+
+def _merge(row, new) -> None:
+    """Give a tuning row the split results of its constant training."""
+    out = []
+    for tuning, fixed in zip(row["out"], new["out"]):
+        if tuning["fit_error"] is not None:
+            out.append(tuning)
+            continue
+        fixed = dict(fixed)
+        fixed["fit_time"] += tuning["fit_time"]
+        out.append(fixed)
+    row["out"] = out
+    row["estimators"] = new["estimators"]
+
+
+__all__ = ["constant_tasks", "rescore"]
