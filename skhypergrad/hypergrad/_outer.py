@@ -30,8 +30,10 @@ __all__ = ["OuterOptimizer", "OuterState", "TailAverage", "cosine_schedule"]
 
 
 def cosine_schedule(final_fraction: float = 0.1) -> Callable:
-    """A schedule factory: cosine from the optimiser's rate to ``final_fraction``
-    of it over the planned steps (``torch.optim.lr_scheduler.CosineAnnealingLR``).
+    """Make a cosine schedule of the outer optimiser's rate.
+
+    The rate falls from its first value to ``final_fraction`` of it over the
+    planned steps (``torch.optim.lr_scheduler.CosineAnnealingLR``).
 
     Parameters
     ----------
@@ -280,9 +282,11 @@ class OuterOptimizer:
 
 
 class TailAverage:
-    """Mean of the raw values over the last ``fraction`` of the planned
-    hyper-steps: torch's ``swa_utils.AveragedModel`` (a running mean, without
-    a copy per step of a million values).
+    """Mean of the raw values over the last hyper-steps of a run.
+
+    The last ``fraction`` of the planned hyper-steps count, through torch's
+    ``swa_utils.AveragedModel`` (a running mean, without a copy per step of a
+    million values).
 
     Parameters
     ----------

@@ -25,7 +25,7 @@ class SearchProgress:
         self.bar = None
         self._last = None
 
-    def start(self, tasks, n_splits, n_starts) -> None:
+    def start(self, tasks, n_splits, n_starts, rescore=False) -> None:
         """Print the summary line and open the bar (``verbose >= 1`` only)."""
         if self.verbose < 1:
             return
@@ -36,6 +36,12 @@ class SearchProgress:
             f"Fitting {n_splits} folds for each of {n_candidates} candidates "
             f"({n_starts} starting point{'s' if n_starts > 1 else ''} each), "
             f"totalling {len(tasks) * n_splits} trainings"
+            + (
+                "; then every split trains the tuned values (and where all are "
+                "scalars, the starting values) again as constants (rescore=True)"
+                if rescore and any(t.entries for t in tasks)
+                else ""
+            )
         )
         total = sum(max(t.epochs) for t in tasks) + bool(self.refit)
         self.bar = tqdm(total=total, unit="epoch", desc="HypergradSearchCV")

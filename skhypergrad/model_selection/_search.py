@@ -519,7 +519,7 @@ return_train_score
                 self.n_starts,
                 len(tasks) * len(splits),
             )
-            progress.start(tasks, len(splits), self.n_starts)
+            progress.start(tasks, len(splits), self.n_starts, self.rescore)
             # Split estimators, where kept, come from the constant trainings.
             tuning = (
                 replace(settings, keep_estimators=False) if self.rescore else settings

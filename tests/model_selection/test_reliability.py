@@ -125,10 +125,11 @@ def test_search_validates_on_its_own_split_not_skorch_split(
     net = make_classifier(callbacks=[RecordValidSize()], train_split=None, max_epochs=3)
     net.set_params(train_split=__import__("skorch").dataset.ValidSplit(5))
     _search(net, cv=2).fit(X, y)
-    # Two splits of 60 validate on their 60 held-out rows, never on skorch's 20%.
-    assert RecordValidSize.sizes[:6] == [60] * 6
+    # Two splits of 60 validate on their 60 held-out rows, never on skorch's
+    # 20%: the tuning and both constant trainings of each split, 3 epochs each.
+    assert RecordValidSize.sizes[:18] == [60] * 18
     # The refit keeps the user's own train_split, as GridSearchCV would.
-    assert RecordValidSize.sizes[6:] == [24] * 3
+    assert RecordValidSize.sizes[18:] == [24] * 3
 
 
 # ------------------------------------------------------------ faults
@@ -136,7 +137,7 @@ def test_failing_split_follows_error_score(classification_data, make_classifier)
     X, y = classification_data
     RaiseOnSplit.seen = 0
     net = make_classifier(callbacks=[RaiseOnSplit(fail_at=2)])
-    with pytest.warns(FitFailedWarning, match="1 of 2 splits failed"):
+    with pytest.warns(FitFailedWarning, match="1 fits failed out of a total of 2"):
         search = _search(net, error_score=-1.0).fit(X, y)
     assert search.cv_results_["split1_test_score"][0] == -1.0
     assert np.isfinite(search.cv_results_["split0_test_score"][0])
