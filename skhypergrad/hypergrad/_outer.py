@@ -204,15 +204,16 @@ class OuterOptimizer:
         -------
         record : dict
             ``status`` ("accepted", "rejected" or "skipped"), ``reason``
-            (None when accepted), ``hyper_lr`` (the rate used),
+            (None when accepted), ``hyper_lr`` (the rate of this step, after
+            any shrink),
             ``finite`` (whether the new values are finite; if not they were
             put back) and ``at_bound`` (per tensor, whether the step hit a
             bound and was projected).
         """
+        rejected = self._judge(state, loss)
         lr = state.optimizer.param_groups[0]["lr"] * state.scale
         record = {"status": "accepted", "reason": None, "hyper_lr": lr}
         record.update(finite=True, at_bound=[False] * len(state.tensors))
-        rejected = self._judge(state, loss)
         if rejected is not None:
             record.update(status="rejected", reason=rejected)
         elif skip is not None:

@@ -33,8 +33,8 @@ def warn_at_bounds(row) -> None:
     (a scalar at it, or most values of a vector)."""
     for entry in row.get("entries", ()):
         value = row["values"].get(entry.name)
-        if not row.get("tuned_values_kept", True) or isinstance(value, dict):
-            continue  # the start values are reported; per-split values
+        if isinstance(value, dict):
+            continue  # per-split values (one weight per training row)
         raw = np.asarray(entry.real.to_raw(value), dtype=float).reshape(-1)
         low, high = entry.real.raw_bounds()
         near = 1e-3 * (high - low)
@@ -49,7 +49,13 @@ def warn_at_bounds(row) -> None:
                     f"its range: {share}{entry.name} = {bound:g} ({entry.real!r}). "
                     "The best value may lie outside the range: widen it past "
                     f"{bound:g} and search again, or check path_ for a value that "
-                    "ran to the bound while val_loss rose.",
+                    "ran to the bound while val_loss rose."
+                    + (
+                        ""
+                        if row.get("tuned_values_kept", True)
+                        else " The starting values are reported instead: "
+                        "trained as constants, they reached a lower validation loss."
+                    ),
                     BoundaryValueWarning,
                     stacklevel=5,
                 )

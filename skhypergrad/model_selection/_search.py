@@ -127,10 +127,17 @@ return_train_score
         such as ``skhypergrad.hypergrad.CG(max_iter=40, damping=1e-2,
         curvature="gauss-newton")`` sets the options; your own
         ``solver(hvp, rhs) -> (solution, info)`` is used as is.
-    hyper_optimizer : torch.optim.Optimizer class, default=torch.optim.Adam
+    hyper_optimizer : torch.optim.Optimizer class or OuterOptimizer, \
+default=torch.optim.Adam
         Optimiser of the raw (log / logit) hyperparameters. Its other
         arguments are given skorch-style, e.g. ``hyper_optimizer__betas``;
-        Adam's default here is ``betas=(0.0, 0.9)`` (no momentum).
+        Adam's default here is ``betas=(0.0, 0.9)`` (no momentum). A step
+        after which the validation loss of the splits rose by more than 5%
+        is rejected: the values go back and later steps are half as long
+        (``path_["rejected"]``). A
+        :class:`skhypergrad.hypergrad.OuterOptimizer` sets all of it (its
+        optimiser and arguments, rate, schedule, ``tol``, ``shrink``);
+        ``hyper_lr`` and ``hyper_lr_schedule`` are then unused.
     hyper_lr : float, default=0.5
         Its (first) learning rate, in raw units: with Adam a step changes a
         log-scaled value by up to a factor ``exp(hyper_lr)``.
@@ -150,6 +157,17 @@ return_train_score
     average_last : float, default=0.25
         Fraction of the last accepted hyper-steps whose raw values are averaged
         into the tuned values (steadier than the last value).
+    rescore : bool, default=True
+        Score each candidate's tuned values as constants, as ``GridSearchCV``
+        scores a candidate: every split trains again from its initialisation
+        with the values in ``params`` fixed, and those networks' scores are
+        the row's (``cross_val_score(clone(estimator).set_params(**params))``
+        on the same folds). Where all tuned entries are scalars, the starting
+        values are trained as constants too, and the row reports whichever
+        reached the lower validation loss (``tuned_values_kept``). Costs one
+        or two more trainings per split. False scores the tuning trainings
+        themselves, which ran while the values moved: faster, but
+        ``best_score_`` is then not the CV score of ``best_params_``.
     unroll_steps : int, default=1
         Training steps (of the net's batch size) that a learning rate's
         hypergradient differentiates through, from the current weights: 1 is
@@ -169,7 +187,9 @@ return_train_score
         One row per candidate, starting point and ``max_epochs`` value, with
         ``GridSearchCV``'s keys (``params`` holds the tuned values) plus
         ``mean_test_loss``, ``std_test_loss``, ``split<k>_test_loss``,
-        ``rank_test_loss``, ``n_hypersteps`` and ``n_skipped_hypersteps``.
+        ``rank_test_loss``, ``n_hypersteps``, ``n_skipped_hypersteps``,
+        ``n_rejected_hypersteps`` and ``tuned_values_kept`` (False where the
+        starting values validated better as constants and are reported).
     best_estimator_ : estimator
         ``clone(estimator).set_params(**best_params_)`` fitted on all the data.
     best_score_ : float
@@ -184,9 +204,11 @@ return_train_score
     refit_time_ : float
     multimetric_ : bool
     path_ : dict of lists
-        Per hyper-step of the best row: ``epoch``, ``hyper_lr``, ``val_loss``,
-        ``hypergrad_norm``, ``solver_iter``, ``skipped``, ``reason``,
-        ``at_bound`` and each tuned value (a geometric mean for vectors).
+        Per hyper-step of the best row: ``epoch``, ``hyper_lr``, ``val_loss``
+        (the splits' mean loss on their whole validation part, measured
+        before the step), ``hypergrad_norm``, ``solver_iter``, ``skipped``,
+        ``rejected``, ``reason``, ``at_bound`` and each tuned value (a
+        geometric mean for vectors) after the step.
     paths_ : list of dict
         ``path_`` of every row of ``cv_results_``.
     classes_ : ndarray of shape (n_classes,)
@@ -200,10 +222,12 @@ return_train_score
 
     Notes
     -----
-    Scores in ``cv_results_`` are those of the split networks, which trained
-    while the tuned values moved; ``best_estimator_`` is trained from scratch
-    with the final values (for a ``max_epochs`` list: for the chosen number of
-    epochs, with the values tuned by then).
+    With ``rescore=True`` the scores in ``cv_results_`` are those of the
+    values in ``params`` trained as constants from scratch on each split, so
+    ``best_score_`` is the cross-validated score of ``best_params_``, what
+    ``best_estimator_`` trains on all the data (for a ``max_epochs`` list:
+    for the chosen number of epochs, with the values tuned by then). A tuned
+    value at a bound of its range raises a ``BoundaryValueWarning``.
 
     Examples
     --------

@@ -1,0 +1,170 @@
+"""The outer optimiser as one value: steps, projection, schedule, rejection,
+tail average; on quadratics, without scikit-learn or skorch."""
+
+import math
+
+import pytest
+import torch
+
+from skhypergrad.hypergrad import (
+    OuterOptimizer,
+    TailAverage,
+    cosine_schedule,
+)
+
+
+def _theta(value=0.0):
+    return torch.tensor([value], dtype=torch.float64, requires_grad=True)
+
+
+def _run(outer, losses_and_grads, theta, bounds=(-10.0, 10.0), n_steps=None):
+    state = outer.init([theta], [bounds], n_steps or len(losses_and_grads))
+    records = []
+    for loss, grad in losses_and_grads:
+        theta.grad = torch.tensor([grad], dtype=torch.float64)
+        records.append(outer.update(state, loss))
+    return state, records
+
+
+def test_outer_optimizer_minimises_a_quadratic_with_sgd():
+    theta = _theta()
+    outer = OuterOptimizer(torch.optim.SGD, lr=0.1)
+    state = outer.init([theta], [(-10.0, 10.0)], n_steps=60)
+    for _ in range(60):
+        loss = float((theta - 2) ** 2)
+        theta.grad = 2 * (theta.detach() - 2)
+        record = outer.update(state, loss)
+        assert record["status"] == "accepted"  # the loss only falls
+
+    assert float(theta) == pytest.approx(2.0, abs=1e-5)
+    # Exactly SGD: theta_k = 2 - 2 * 0.8**k.
+    assert float(state.best[0]) == pytest.approx(2 - 2 * 0.8**59)
+    assert state.best_step == 59
+
+
+def test_outer_optimizer_projects_into_the_bounds_and_says_so():
+    theta = _theta(0.9)
+    outer = OuterOptimizer(torch.optim.SGD, lr=1.0)
+
+    state, records = _run(outer, [(1.0, -5.0)], theta, bounds=(-1.0, 1.0))
+
+    assert float(theta) == 1.0
+    assert records[0]["at_bound"] == [True]
+    assert state.tensors[0] is theta
+
+
+def test_outer_optimizer_rejects_a_step_after_which_the_loss_rose():
+    theta = _theta(0.0)
+    outer = OuterOptimizer(torch.optim.SGD, lr=1.0, tol=0.05, shrink=0.5)
+    # Step 0 measures 1.0 and moves theta to 1; step 1 measures 2.0 there
+    # (a rise of 100%): back to 0, nothing taken, later steps half as long.
+    state, records = _run(outer, [(1.0, -1.0), (2.0, -1.0), (1.0, -1.0)], theta)
+
+    assert [r["status"] for r in records] == ["accepted", "rejected", "accepted"]
+    assert "rose from 1 to 2" in records[1]["reason"]
+    assert records[1]["hyper_lr"] == 0.5
+    assert records[2]["hyper_lr"] == 0.5
+    # After the rejection theta was back at 0; the third step moved it by 0.5.
+    assert float(theta) == pytest.approx(0.5)
+    assert float(state.best[0]) == 0.0
+    assert state.best_loss == 1.0
+
+
+def test_outer_optimizer_tolerates_a_rise_within_tol():
+    theta = _theta(0.0)
+    outer = OuterOptimizer(torch.optim.SGD, lr=1.0, tol=0.05)
+
+    _, records = _run(outer, [(1.0, -1.0), (1.04, -1.0)], theta)
+
+    assert [r["status"] for r in records] == ["accepted", "accepted"]
+    assert float(theta) == 2.0
+
+
+def test_outer_optimizer_without_tol_never_rejects():
+    theta = _theta(0.0)
+    outer = OuterOptimizer(torch.optim.SGD, lr=1.0, tol=None)
+
+    _, records = _run(outer, [(1.0, -1.0), (5.0, -1.0), (9.0, -1.0)], theta)
+
+    assert all(r["status"] == "accepted" for r in records)
+    assert float(theta) == 3.0
+
+
+def test_outer_optimizer_skip_keeps_the_values_but_counts_the_loss():
+    theta = _theta(0.0)
+    outer = OuterOptimizer(torch.optim.SGD, lr=1.0)
+    state = outer.init([theta], [(-10.0, 10.0)], n_steps=2)
+    theta.grad = torch.tensor([-1.0], dtype=torch.float64)
+
+    record = outer.update(state, 0.5, skip="non-finite hypergradient")
+
+    assert record["status"] == "skipped"
+    assert record["reason"] == "non-finite hypergradient"
+    assert float(theta) == 0.0
+    assert theta.grad is None
+    assert state.best_loss == 0.5
+    assert state.n_steps == 1
+
+
+def test_outer_optimizer_nan_loss_is_not_a_measurement():
+    theta = _theta(0.0)
+    outer = OuterOptimizer(torch.optim.SGD, lr=1.0)
+
+    state, records = _run(outer, [(math.nan, -1.0), (math.nan, -1.0)], theta)
+
+    assert [r["status"] for r in records] == ["accepted", "accepted"]
+    assert state.best_loss == math.inf
+
+
+def test_outer_optimizer_undoes_a_non_finite_step():
+    theta = _theta(0.0)
+    outer = OuterOptimizer(torch.optim.SGD, lr=1.0)
+
+    _, records = _run(outer, [(1.0, math.inf)], theta, bounds=(-math.inf, math.inf))
+
+    assert records[0]["finite"] is False
+    assert float(theta) == 0.0
+
+
+def test_cosine_schedule_anneals_to_its_final_fraction():
+    theta = _theta(0.0)
+    outer = OuterOptimizer(torch.optim.SGD, lr=1.0, schedule=cosine_schedule(0.1))
+
+    _, records = _run(outer, [(1.0, 0.0)] * 5, theta)
+
+    rates = [r["hyper_lr"] for r in records]
+    assert rates[0] == pytest.approx(1.0)
+    assert rates[-1] == pytest.approx(0.1)
+    assert rates == sorted(rates, reverse=True)
+
+
+def test_rejection_shrinks_the_scheduled_rate():
+    theta = _theta(0.0)
+    outer = OuterOptimizer(
+        torch.optim.SGD, lr=1.0, schedule=cosine_schedule(0.1), shrink=0.5
+    )
+
+    _, records = _run(outer, [(1.0, -1.0), (3.0, -1.0), (1.0, -1.0)], theta)
+
+    state_free = OuterOptimizer(torch.optim.SGD, lr=1.0, schedule=cosine_schedule(0.1))
+    _, free = _run(state_free, [(1.0, 0.0)] * 3, _theta())
+    assert records[2]["hyper_lr"] == pytest.approx(0.5 * free[2]["hyper_lr"])
+
+
+def test_tail_average_is_the_mean_of_the_last_steps():
+    theta = _theta(0.0)
+    tail = TailAverage(n_planned=8, fraction=0.25)  # the last 2 steps
+    for step in range(8):
+        theta.data.fill_(float(step))
+        tail.add(step, [theta])
+    tail.add(7, None)  # a rejected step is not counted
+
+    assert float(tail.result([theta])[0]) == pytest.approx(6.5)
+
+
+def test_tail_average_without_counted_steps_is_the_current_value():
+    theta = _theta(3.0)
+    tail = TailAverage(n_planned=4, fraction=0.25)
+    tail.add(0, [theta])  # before the tail
+
+    assert float(tail.result([theta])[0]) == 3.0
