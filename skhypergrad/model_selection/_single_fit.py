@@ -205,11 +205,16 @@ def _keep_sample_weights(estimator, best_params, step) -> None:
 _DOC = """{summary}
 
     Holds out ``validation_fraction`` of the rows ({split}), trains the
-    skorch net once on the rest while its continuous hyperparameters follow
-    their hypergradients on the held-out rows, and predicts with the net it
-    trained (no cross-validation, no refit): about the cost of one plain
-    training, for data too large to train ``cv`` times. It is
-    :class:`HypergradSearchCV` with one split whose trained estimator is kept.
+    skorch net on the rest while its continuous hyperparameters follow
+    their hypergradients on the held-out rows, then (``rescore=True``) trains
+    it again from the same initialisation with the tuned values fixed, and
+    predicts with that net: what it reports (``best_params_``,
+    ``best_score_``) is what it predicts with. Where every tuned entry is a
+    scalar, the starting values are trained as constants too and kept if
+    they validate better. No cross-validation and no refit on all the rows:
+    two or three plain trainings, for data too large to train ``cv`` times.
+    It is :class:`HypergradSearchCV` with one split whose trained estimator
+    is kept.
 
     Parameters
     ----------
@@ -238,10 +243,13 @@ warmup, hyper_batch_size, average_last, rescore, unroll_steps, cast_inputs
     Attributes
     ----------
     best_estimator_ : estimator
-        The net (or Pipeline) trained during ``fit``; predictions use it.
+        The net (or Pipeline) trained during ``fit`` with ``best_params_``
+        fixed (with ``rescore=False``: the tuning net itself, whose values
+        moved); predictions use it.
     best_params_ : dict
-        The tuned values (averaged over the last quarter of the hyper-steps),
-        ready for ``set_params`` of a fresh net.
+        The tuned values (averaged over the last quarter of the hyper-steps,
+        or the starting values where those validated better), ready for
+        ``set_params`` of a fresh net.
     best_score_ : float
         Score of ``best_estimator_`` on the held-out rows.
     path_ : dict of lists
