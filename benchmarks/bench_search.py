@@ -204,12 +204,15 @@ def searches(pipe, seed, task, quick):
         # by the outer search (the hypergradient of a rate is not reliable).
         "HypergradSearchCV (dropout sampled)": (
             HypergradSearchCV(pipe, space, cv=CV, random_state=seed),
-            10 * CV + 1,
+            # tuning + the tuned values as constants per split (a third
+            # training where the starting values are checked is not counted)
+            10 * 2 * CV + 1,
         ),
-        # Both tuned by hypergradients: one training per split.
+        # Both tuned by hypergradients: one tuning and one constant training
+        # per split (rescore=True; the starting values' check is not counted).
         "HypergradSearchCV": (
             HypergradSearchCV(pipe, tuned, cv=CV, random_state=seed),
-            CV + 1,
+            2 * CV + 1,
         ),
         "HypergradSearchCV per-layer": (
             HypergradSearchCV(
@@ -218,7 +221,7 @@ def searches(pipe, seed, task, quick):
                 cv=CV,
                 random_state=seed,
             ),
-            CV + 1,
+            2 * CV + 1,
         ),
         # One training in total, for data too large to train cv times: a third
         # of the rows held out (as each CV split holds out a third), no refit.
@@ -226,7 +229,7 @@ def searches(pipe, seed, task, quick):
             (HypergradClassifier if task == "classification" else HypergradRegressor)(
                 pipe, tuned, validation_fraction=1 / CV, random_state=seed
             ),
-            1,
+            2,
         ),
     }
     optuna_search = _optuna(pipe, seed, budget, wd, drop)

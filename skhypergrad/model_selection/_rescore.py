@@ -10,26 +10,38 @@ those scores, losses and times are the row's. Rows of one candidate that
 report the same values (several ``max_epochs`` read off one training) share
 one such training, read off at each of their epoch counts.
 
-Where every tuned entry of a candidate is a scalar, its starting values are
-trained as constants too, and a row reports whichever of the two reached the
-lower mean validation loss (``cv_results_["tuned_values_kept"]`` says which):
-the reported values are never worse, measured as constants, than where
-tuning started, and a tuned value that trains well along the path but
-collapses a network trained from scratch is not reported.
+Where the tuned values are suspect (they validate worse as constants than
+the tuning training that found them did, by more than ``CONSTANT_TOL``
+relative: a value reached late from trained weights that does not train from
+scratch, such as a strong decay under Adam; or a value reached a bound of its
+range; or the validation loss the tuning recorded ended above where it
+started) and every tuned entry of the candidate is a scalar, its starting
+values are trained as constants too, and the rows report whichever
+of the two reached the lower mean validation loss
+(``cv_results_["tuned_values_kept"]`` says which). So a tuned value that
+trains well along the path but collapses a network trained from scratch is
+not reported.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
+import math
 
 import numpy as np
 from joblib import Parallel, delayed, hash
 
 from ._exchange import LocalExchange
 from ._outer_loop import assemble, run_splits, with_params
+from ._results import at_bounds
 
 logger = logging.getLogger("skhypergrad")
+
+#: Relative excess of the tuned values' constant validation loss over the
+#: tuning training's that has the starting values trained and compared.
+CONSTANT_TOL = 0.05
 
 
 def constant_tasks(task, rows) -> list:
@@ -81,6 +93,9 @@ def rescore(
     """Replace the rows' split results with those of constant-value trainings.
 
     Every (training, split) pair is one joblib job: they are independent.
+    First the tuned values are trained; then, for the candidates where those
+    validated worse as constants than the tuning did (by more than
+    :data:`CONSTANT_TOL`), the starting values.
 
     Returns
     -------
@@ -90,14 +105,45 @@ def rescore(
         constant trainings' nets (when the settings keep them). A split whose
         tuning failed keeps its failure.
     """
+    run = functools.partial(
+        _run_constants,
+        X=X,
+        y=y,
+        splits=splits,
+        settings=settings,
+        n_jobs=n_jobs,
+        pre_dispatch=pre_dispatch,
+        progress=progress,
+    )
     # A candidate with nothing tuned trained its values as constants already.
     plans = [
         constant_tasks(t, rows) if t.entries else []
         for t, rows in zip(tasks, task_rows)
     ]
-    starts = [_start_task(t) for t in tasks]
-    constants = [c for plan in plans for c, _ in plan]
-    constants += [c for c in starts if c is not None]
+    scored = run([c for plan in plans for c, _ in plan])
+    starts = [
+        _start_task(t) if _constants_fell_short(plan, rows, scored) else None
+        for t, plan, rows in zip(tasks, plans, task_rows)
+    ]
+    scored.update(run([c for c in starts if c is not None]))
+    for task, plan, start, rows in zip(tasks, plans, starts, task_rows):
+        for constant, positions in plan:
+            for i in positions:
+                epoch = _epoch(constant, rows[i])
+                new = scored[id(constant)][epoch]
+                rows[i]["tuned_values_kept"] = True
+                if start is not None:
+                    new = _lower_loss(task, rows[i], new, scored[id(start)][epoch])
+                _merge(rows[i], new)
+    return task_rows
+
+
+def _run_constants(
+    constants, *, X, y, splits, settings, n_jobs, pre_dispatch, progress
+):
+    """Train each constant task on every split; ``{id(task): {epoch: row}}``."""
+    if not constants:
+        return {}
     progress.extend(sum(max(c.epochs) for c in constants))
     jobs = (
         delayed(run_splits)(c, X, y, splits, [k], LocalExchange(), settings)
@@ -112,15 +158,37 @@ def rescore(
             zip(c.epochs, assemble(c, [next(parts) for _ in splits], settings))
         )
         progress.count(max(c.epochs))
-    for task, plan, start, rows in zip(tasks, plans, starts, task_rows):
-        for constant, positions in plan:
-            for i in positions:
-                epoch = _epoch(constant, rows[i])
-                new = scored[id(constant)][epoch]
-                if start is not None:
-                    new = _lower_loss(task, rows[i], new, scored[id(start)][epoch])
-                _merge(rows[i], new)
-    return task_rows
+    return scored
+
+
+def _mean_loss(row) -> float:
+    losses = [o["loss"] for o in row["out"] if o["fit_error"] is None]
+    return float(np.mean(losses)) if losses else math.nan
+
+
+def _constants_fell_short(plan, rows, scored) -> bool:
+    """Whether the tuned values are suspect for some row: trained as
+    constants they validated worse than the tuning training that found them
+    (or could not be scored; a value reached late along the path that does not
+    train from scratch), they reached a bound of their range, or the
+    validation loss the tuning recorded ended above where tuning started."""
+    for constant, positions in plan:
+        for i in positions:
+            fixed = _mean_loss(scored[id(constant)][_epoch(constant, rows[i])])
+            path = _mean_loss(rows[i])
+            if not math.isfinite(fixed) or _worse(fixed, path):
+                return True
+            if at_bounds(rows[i]):
+                return True
+            recorded = [r["val_loss"] for r in rows[i]["path"]]
+            recorded = [v for v in recorded if math.isfinite(v)]
+            if recorded and _worse(recorded[-1], recorded[0]):
+                return True
+    return False
+
+
+def _worse(loss, reference) -> bool:
+    return loss > reference + CONSTANT_TOL * abs(reference)
 
 
 def _start_task(task):
@@ -142,7 +210,6 @@ def _lower_loss(task, row, tuned, start):
     values' reached a lower mean validation loss (then the row reports them)."""
     loss = [np.nanmean([o["loss"] for o in r["out"]]) for r in (tuned, start)]
     if not np.isfinite(loss[1]) or (np.isfinite(loss[0]) and loss[0] <= loss[1]):
-        row["tuned_values_kept"] = True
         return tuned
     logger.info(
         "Candidate %s: the tuned values %s trained as constants reached a mean "

@@ -28,9 +28,10 @@ def warn_skipped(rows) -> None:
         )
 
 
-def warn_at_bounds(row) -> None:
-    """Warn for each tuned entry of the reported row at a bound of its range
-    (a scalar at it, or most values of a vector)."""
+def at_bounds(row) -> list:
+    """The tuned entries of a row at a bound of their range (a scalar at it,
+    or most values of a vector): ``(entry, "lower" or "upper", bound, share)``."""
+    found = []
     for entry in row.get("entries", ()):
         value = row["values"].get(entry.name)
         if isinstance(value, dict):
@@ -43,22 +44,30 @@ def warn_at_bounds(row) -> None:
             ("upper", entry.real.high, raw >= high - near),
         ):
             if hit.mean() > 0.5:
-                share = "" if hit.size == 1 else f"{hit.mean():.0%} of the values of "
-                warnings.warn(
-                    f"The tuned value of {entry.name!r} reached the {name} bound of "
-                    f"its range: {share}{entry.name} = {bound:g} ({entry.real!r}). "
-                    "The best value may lie outside the range: widen it past "
-                    f"{bound:g} and search again, or check path_ for a value that "
-                    "ran to the bound while val_loss rose."
-                    + (
-                        ""
-                        if row.get("tuned_values_kept", True)
-                        else " The starting values are reported instead: "
-                        "trained as constants, they reached a lower validation loss."
-                    ),
-                    BoundaryValueWarning,
-                    stacklevel=5,
-                )
+                found.append((entry, name, bound, hit))
+    return found
+
+
+def warn_at_bounds(row) -> None:
+    """Warn for each tuned entry of the reported row at a bound of its range."""
+    kept = row.get("tuned_values_kept", True)
+    for entry, name, bound, hit in at_bounds(row):
+        share = "" if hit.size == 1 else f"{hit.mean():.0%} of the values of "
+        instead = (
+            ""
+            if kept
+            else " The starting values are reported instead: trained as "
+            "constants, they reached a lower validation loss."
+        )
+        warnings.warn(
+            f"The tuned value of {entry.name!r} reached the {name} bound of its "
+            f"range: {share}{entry.name} = {bound:g} ({entry.real!r}). The best "
+            f"value may lie outside the range: widen it past {bound:g} and search "
+            "again, or check path_ for a value that ran to the bound while "
+            f"val_loss rose.{instead}",
+            BoundaryValueWarning,
+            stacklevel=5,
+        )
 
 
 def more_results(rows) -> dict:

@@ -162,10 +162,13 @@ default=torch.optim.Adam
         scores a candidate: every split trains again from its initialisation
         with the values in ``params`` fixed, and those networks' scores are
         the row's (``cross_val_score(clone(estimator).set_params(**params))``
-        on the same folds). Where all tuned entries are scalars, the starting
-        values are trained as constants too, and the row reports whichever
-        reached the lower validation loss (``tuned_values_kept``). Costs one
-        or two more trainings per split. False scores the tuning trainings
+        on the same folds). Where the tuned values are suspect (they validate
+        worse as constants than during tuning, sit at a bound, or the
+        recorded validation loss ended above where tuning started) and all
+        tuned entries are scalars, the starting values are trained as
+        constants too, and the row reports whichever reached the lower
+        validation loss (``tuned_values_kept``). Costs one (sometimes two)
+        more trainings per split. False scores the tuning trainings
         themselves, which ran while the values moved: faster, but
         ``best_score_`` is then not the CV score of ``best_params_``.
     unroll_steps : int, default=1

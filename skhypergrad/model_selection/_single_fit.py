@@ -209,7 +209,8 @@ _DOC = """{summary}
     their hypergradients on the held-out rows, then (``rescore=True``) trains
     it again from the same initialisation with the tuned values fixed, and
     predicts with that net: what it reports (``best_params_``,
-    ``best_score_``) is what it predicts with. Where every tuned entry is a
+    ``best_score_``) is what it predicts with. Where the tuned values are
+    suspect (as in :class:`HypergradSearchCV`) and every tuned entry is a
     scalar, the starting values are trained as constants too and kept if
     they validate better. No cross-validation and no refit on all the rows:
     two or three plain trainings, for data too large to train ``cv`` times.
