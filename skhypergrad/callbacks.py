@@ -16,7 +16,36 @@ from .penalties import (
 )
 
 
-class WeightDecayPenalty(Callback):
+class SearchCallback(Callback):
+    """Base of skhypergrad's training callbacks: what the search asks of them.
+
+    The search (``HypergradSearchCV`` and the single-fit estimators) treats
+    any callback of this kind, and no other, through these two points, so
+    that it names no callback or family itself:
+
+    - it reads no validation scores, so a split net whose only callbacks are
+      of this kind skips skorch's validation pass;
+    - :meth:`select_rows` gives it a CV split's training rows before the split
+      trains (a callback holding one value per row of ``X`` keeps the split's
+      own), and :meth:`restore_rows` undoes that on a net that is handed back.
+    """
+
+    def select_rows(self, rows, n_samples: int) -> None:
+        """Keep what belongs to ``rows`` of an ``X`` of ``n_samples`` rows.
+
+        Parameters
+        ----------
+        rows : ndarray of int
+            The split's training rows, positions in ``X``.
+        n_samples : int
+            Rows of ``X``.
+        """
+
+    def restore_rows(self) -> None:
+        """Undo :meth:`select_rows` (values for every row of ``X`` again)."""
+
+
+class WeightDecayPenalty(SearchCallback):
     """Add per-layer or per-weight L2 decay to the gradients of a skorch net.
 
     ``HypergradSearchCV`` puts this callback on ``best_estimator_`` when it
@@ -85,7 +114,7 @@ class WeightDecayPenalty(Callback):
         add_l2_gradient(trainable_parameters(net.module_), self.coefficients_)
 
 
-class InputNoise(Callback):
+class InputNoise(SearchCallback):
     """Add Gaussian noise to the network's input while it trains.
 
     Each training forward pass receives ``X + scale * eps`` with
@@ -191,7 +220,7 @@ class InputNoise(Callback):
         return (X + scale * torch.randn_like(X), *args[1:])
 
 
-class SampleWeight(Callback):
+class SampleWeight(SearchCallback):
     """Weight each training sample's loss while a skorch net trains.
 
     skorch has no ``sample_weight``: this callback brings one. The loss of a
@@ -242,6 +271,27 @@ class SampleWeight(Callback):
         if weight is not None and np.ndim(weight) == 1:
             weight = f"array of {len(weight)}"
         return f"<SampleWeight weight={weight}>"
+
+    def select_rows(self, rows, n_samples: int) -> None:
+        """Keep the weights of ``rows`` when there is one per row of ``X``.
+
+        Parameters
+        ----------
+        rows : ndarray of int
+        n_samples : int
+        """
+        weight = self.weight
+        if weight is not None and np.ndim(weight) == 1 and len(weight) == n_samples:
+            if not isinstance(weight, np.ndarray | torch.Tensor):
+                weight = np.asarray(weight)
+            # A trailing "_": skorch counts the other attributes as parameters.
+            self._all_rows_ = self.weight
+            self.weight = weight[rows]
+
+    def restore_rows(self) -> None:
+        """Give back the weights of every row of ``X``."""
+        if getattr(self, "_all_rows_", None) is not None:
+            self.weight, self._all_rows_ = self._all_rows_, None
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):  # noqa: D102
         self.uninstall(net)

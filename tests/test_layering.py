@@ -95,3 +95,78 @@ def test_lower_layers_do_not_import_the_estimators(path):
     upward = [m for m in _relative_imports(path) if "model_selection" in m]
 
     assert not upward, f"{path.name} imports {upward}"
+
+
+# The layers, bottom to top (STYLE.md): the hyperparameter definitions and
+# penalties, the skorch glue, the families, the estimators. Each file may
+# import its own layer and those below, never one above.
+LAYERS = {
+    "hyperparams.py": 0,
+    "penalties.py": 0,
+    "net.py": 1,
+    "callbacks.py": 1,
+    "bilevel.py": 1,
+    "families": 2,
+    "model_selection": 3,
+}
+
+
+def _layer(module):
+    """The layer of a module named relative to the package (``..families``)."""
+    parts = module.lstrip(".").split(".")
+    head = parts[0] if parts[0] in LAYERS else parts[0] + ".py"
+    return LAYERS.get(head)
+
+
+LAYERED_FILES = [
+    path
+    for path in sorted(PACKAGE.rglob("*.py"))
+    if _layer(str(path.relative_to(PACKAGE)).replace("/", ".").removesuffix(".py"))
+    is not None
+]
+
+
+@pytest.mark.parametrize(
+    "path", LAYERED_FILES, ids=lambda p: str(p.relative_to(PACKAGE))
+)
+def test_imports_flow_downwards_through_the_layers(path):
+    own = _layer(str(path.relative_to(PACKAGE)).replace("/", ".").removesuffix(".py"))
+    upward = []
+    for module in _relative_imports(path):
+        if not module.startswith("."):
+            continue
+        depth = len(module) - len(module.lstrip("."))
+        inside = path.parent != PACKAGE and depth == 1  # a sibling in a subpackage
+        layer = None if inside else _layer(module)
+        if layer is not None and layer > own:
+            upward.append(module)
+
+    assert not upward, f"{path.relative_to(PACKAGE)} imports {upward} from above"
+
+
+FAMILY_NAMES = sorted(
+    name
+    for name in __import__("skhypergrad.families", fromlist=["x"]).__all__
+    if name[0].isupper() and name not in {"Binding", "Hyperparameter", "SplitValues"}
+) + ["SampleWeight", "InputNoise", "WeightDecayPenalty"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted((PACKAGE / "model_selection").glob("*.py")),
+    ids=lambda p: p.name,
+)
+def test_the_search_names_no_family_and_no_family_module(path):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    names |= {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+    names |= {
+        alias.name
+        for n in ast.walk(tree)
+        if isinstance(n, ast.ImportFrom)
+        for alias in n.names
+    }
+    modules = [m for m in _relative_imports(path) if m.startswith("..families.")]
+
+    assert not (names & set(FAMILY_NAMES)), sorted(names & set(FAMILY_NAMES))
+    assert not modules, modules

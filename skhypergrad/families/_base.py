@@ -101,13 +101,26 @@ class Binding:
         writes (``"weight_decay"``, ``"lr"``), if any. Unrolled training
         steps take that setting from the optimiser's groups, as training
         does, instead of the binding's :meth:`inner_term`.
+    hooks_gradients : bool
+        Class attribute: True when :meth:`on_grad_computed` must run after
+        every training batch's backward pass (per-weight decay).
     """
 
     unrolled = False
     optimizer_setting = None
+    hooks_gradients = False
 
     def apply(self, value) -> None:
         """Use the current value (detached, the net's dtype) for training."""
+
+    def on_grad_computed(self, params) -> None:
+        """Act on the gradients of a training batch (if ``hooks_gradients``).
+
+        Parameters
+        ----------
+        params : list of torch.Tensor
+            The trainable parameters, their ``.grad`` set.
+        """
 
     def batch_rows(self, rows) -> None:
         """The rows of the next training-loss minibatch (positions in the

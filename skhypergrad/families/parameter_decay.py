@@ -23,6 +23,8 @@ class ParameterDecayBinding(DecayBinding):
 
     optimizer_setting = None  # a hook on the gradients, not the optimiser's groups
 
+    hooks_gradients = True
+
     def __init__(self, net):
         super().__init__(net, "parameter")
         self._coefficients = None

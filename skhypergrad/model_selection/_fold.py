@@ -21,7 +21,7 @@ from skorch.dataset import Dataset
 from skorch.helper import predefined_split
 
 from ..bilevel import take_rows
-from ..callbacks import InputNoise, SampleWeight, WeightDecayPenalty
+from ..callbacks import SearchCallback
 from ..exceptions import InvalidInputError
 from ..net import check_skorch_traps
 from ..penalties import trainable_parameters
@@ -124,14 +124,14 @@ def build_fold(fold, estimator, step, X, y, entries, settings, fit_params):
         overrides.update(entry.net_overrides(net))
     net.set_params(**overrides)
     net.initialize()
-    _split_sample_weights(fold, net, X)
+    _select_rows(fold, net, X)
     _private_files(fold, net)
     if settings.verbose >= 2:
         _label_epoch_tables(net, f"split {fold.index}")
     _materialize_lazy(net, Xt_tr)
     check_skorch_traps(net, Xt_tr, y_tr)
     fold.bindings = [entry.bind(net) for entry in entries]
-    hooks.bindings = [b for b in fold.bindings if hasattr(b, "on_grad_computed")]
+    hooks.bindings = [b for b in fold.bindings if b.hooks_gradients]
     fold.estimator, fold.net = est, net
     fold.data = {
         "X_all": X,
@@ -146,30 +146,24 @@ def build_fold(fold, estimator, step, X, y, entries, settings, fit_params):
     fold.fit_time = time.perf_counter() - start
 
 
-def _split_sample_weights(fold, net, X) -> None:
-    """Give a :class:`SampleWeight` holding one weight per row of ``X`` the
-    weights of the split's training rows (as scikit-learn routes
-    ``sample_weight``); tuned weights replace them when the split binds."""
+def _select_rows(fold, net, X) -> None:
+    """Give skhypergrad's callbacks the split's training rows (one holding a
+    value per row of ``X`` keeps the split's own, as scikit-learn routes
+    ``sample_weight``); tuned values replace them when the split binds."""
     n_samples = _num_samples(X)
     for _, callback in net.callbacks_:
-        weight = getattr(callback, "weight", None)
-        if (
-            isinstance(callback, SampleWeight)
-            and weight is not None
-            and np.ndim(weight) == 1
-            and len(weight) == n_samples
-        ):
-            if not isinstance(weight, np.ndarray | torch.Tensor):
-                weight = np.asarray(weight)
-            callback.weight = weight[fold.train]
+        if isinstance(callback, SearchCallback):
+            callback.select_rows(fold.train, n_samples)
 
 
 def _may_read_validation(item) -> bool:
     """Whether an entry of a net's ``callbacks`` may read skorch's validation
     scores (any callback but skhypergrad's own training callbacks)."""
     callback = item[1] if isinstance(item, tuple) and len(item) == 2 else item
-    own = (InputNoise, SampleWeight, WeightDecayPenalty)
-    return not (isinstance(callback, own) or callback in own)
+    own = isinstance(callback, SearchCallback) or (
+        isinstance(callback, type) and issubclass(callback, SearchCallback)
+    )
+    return not own
 
 
 def _private_files(fold, net) -> None:

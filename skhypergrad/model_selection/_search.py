@@ -46,7 +46,7 @@ from ._outer_loop import (
 from ._progress import SearchProgress
 from ._rescore import rescore
 from ._results import more_results, path_table, warn_at_bounds, warn_skipped
-from ._space import make_candidates, resolve_space
+from ._space import as_candidates, make_candidates, resolve_space
 
 logger = logging.getLogger("skhypergrad")
 _OPTIMIZER_PREFIX = "hyper_optimizer__"
@@ -566,7 +566,12 @@ default=torch.optim.Adam
                 )
             rows.extend(r for candidate_rows in task_rows for r in candidate_rows)
 
-        self._run_search(evaluate_candidates, subspaces, sample_seed)
+        # What _run_search draws from, for this fit only.
+        self._space = (subspaces, sample_seed)
+        try:
+            self._run_search(lambda c: evaluate_candidates(as_candidates(c, subspaces)))
+        finally:
+            del self._space
         out = [o for r in rows for o in r["out"]]
         try:
             _warn_or_raise_about_fit_failures(out, self.error_score)
@@ -580,8 +585,20 @@ default=torch.optim.Adam
             )
         return results, rows
 
-    def _run_search(self, evaluate_candidates, subspaces, random_state):
-        """Draw the outer candidates (grid or random) and evaluate them."""
+    def _run_search(self, evaluate_candidates):
+        """Draw the outer candidates and evaluate them, as scikit-learn's
+        searches do: every combination of the lists (``GridSearchCV``), or
+        ``n_iter`` draws where an outer entry is a distribution
+        (``RandomizedSearchCV``).
+
+        Parameters
+        ----------
+        evaluate_candidates : callable
+            Takes an iterable of dicts of outer values (each candidate's tuned
+            entries are tuned inside it) and runs them; it may be called
+            several times, as in ``HalvingGridSearchCV``.
+        """
+        subspaces, random_state = self._space
         evaluate_candidates(make_candidates(subspaces, self.n_iter, random_state))
 
     def _tasks(self, candidates, subspaces, net_params, seed, n_samples):
@@ -627,6 +644,7 @@ default=torch.optim.Adam
         split trains in its own worker and the splits exchange their
         hypergradients through gloo at each hyper-step (``run_split``).
         """
+        _refuse_threads(self.n_jobs)
         try:
             if _by_split(tasks, splits, settings, self.n_jobs):
                 return self._run_by_split(tasks, X, y, splits, settings, progress)
@@ -777,21 +795,38 @@ def _by_split(tasks, splits, settings, n_jobs) -> bool:
     ``error_score`` not ``"raise"`` (a raising split would leave its siblings
     waiting).
     """
-    from joblib._parallel_backends import LokyBackend, MultiprocessingBackend
     from joblib.parallel import get_active_backend
 
     n_workers = effective_n_jobs(n_jobs)
     backend, _ = get_active_backend()
+    processes = type(backend).__name__ in {"LokyBackend", "MultiprocessingBackend"}
     return (
         torch.distributed.is_available()  # builds without it keep splits together
         and len(splits) > 1
         and n_workers >= len(splits)
         and len(tasks) < n_workers
-        and isinstance(backend, LokyBackend | MultiprocessingBackend)
+        and processes
         and not (
             isinstance(settings.error_score, str) and settings.error_score == "raise"
         )
     )
+
+
+def _refuse_threads(n_jobs) -> None:
+    """Refuse a thread-based joblib backend with several workers: it would
+    run one candidate at a time, silently."""
+    from joblib.parallel import get_active_backend
+
+    backend, _ = get_active_backend()
+    if effective_n_jobs(n_jobs) > 1 and getattr(backend, "uses_threads", False):
+        raise InvalidParameterError(
+            f"HypergradSearchCV got n_jobs={n_jobs} under joblib's thread-based "
+            f"backend ({type(backend).__name__}), which would run one candidate "
+            "at a time: every candidate seeds torch's process-wide random "
+            "generator for its trainings, so candidates in threads of one "
+            "process take turns. Use a process-based backend (joblib's default, "
+            "loky; or Dask, Ray), or n_jobs=1."
+        )
 
 
 def _is_worker_failure(exc) -> bool:

@@ -16,20 +16,19 @@ with its single row, scoring, progress) is the search's own.
 from __future__ import annotations
 
 import numbers
-import re
 
 import numpy as np
 import torch
 from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
 from sklearn.utils._param_validation import Interval
 
+from ..callbacks import SearchCallback
 from ..exceptions import (
     AllFitsFailedError,
     InvalidHyperparameterError,
     InvalidInputError,
     UnsupportedEstimatorError,
 )
-from ..families.sample_weight import weight_callback
 from ..net import is_classifier_net, split_estimator
 from ._search import HypergradSearchCV
 
@@ -184,22 +183,18 @@ class _SingleFit(HypergradSearchCV):
         if not estimators:  # error_score="raise": not reached in practice
             raise AllFitsFailedError(f"{type(self).__name__}: the training failed.")
         self.best_estimator_ = estimators[0]
-        _keep_sample_weights(self.best_estimator_, self.best_params_, step)
+        _restore_rows(self.best_estimator_, step)
         self.refit_time_ = 0.0
 
 
-def _keep_sample_weights(estimator, best_params, step) -> None:
-    """Give the kept net's :class:`~skhypergrad.SampleWeight` callbacks the
-    tuned weights of ``best_params_`` (one per row of ``X``), so that its
-    parameters are the reported ones and ``clone(best_estimator_).fit(X, y)``
-    works; the net itself trained with the split's moving weights."""
+def _restore_rows(estimator, step) -> None:
+    """Give the kept net's skhypergrad callbacks their values for every row of
+    ``X`` again (a split kept its own rows' part), so that its parameters are
+    the reported ones and ``clone(best_estimator_).fit(X, y)`` works."""
     net = estimator.steps[-1][1] if step is not None else estimator
-    prefix = "" if step is None else f"{step}__"
-    for key, value in best_params.items():
-        match = re.fullmatch(r"callbacks__(.+)__weight", key.removeprefix(prefix))
-        callback = match and weight_callback(net.callbacks_, match[1])
-        if callback:
-            callback.weight = value
+    for _, callback in net.callbacks_:
+        if isinstance(callback, SearchCallback):
+            callback.restore_rows()
 
 
 _DOC = """{summary}

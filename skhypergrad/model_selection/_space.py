@@ -247,4 +247,49 @@ def make_candidates(subspaces, n_iter, random_state) -> list[Candidate]:
     return [Candidate(d.pop(_SUBSPACE), d) for d in draws]
 
 
-__all__ = ["Candidate", "SubSpace", "make_candidates", "resolve_space"]
+def as_candidates(candidates, subspaces) -> list[Candidate]:
+    """Candidates given as scikit-learn gives them to ``evaluate_candidates``.
+
+    Parameters
+    ----------
+    candidates : iterable of dict or Candidate
+        Outer values per candidate (as ``ParameterGrid`` yields them). A dict
+        belongs to the sub-space whose outer entries it names (the first, if
+        several name the same).
+    subspaces : list of SubSpace
+
+    Returns
+    -------
+    candidates : list of Candidate
+    """
+    out = []
+    for candidate in candidates:
+        if isinstance(candidate, Candidate):
+            out.append(candidate)
+            continue
+        values = dict(candidate)
+        index = values.pop(_SUBSPACE, None)
+        if index is None:
+            index = next(
+                (i for i, s in enumerate(subspaces) if set(s.outer) == set(values)),
+                None,
+            )
+        if index is None:
+            raise InvalidHyperparameterError(
+                f"The candidate {values!r} names the outer entries "
+                f"{sorted(values)}, but no dict of param_distributions searches "
+                f"exactly those (they search {[sorted(s.outer) for s in subspaces]})."
+                " Give evaluate_candidates dicts of the outer (not tuned) entries "
+                "of one of them."
+            )
+        out.append(Candidate(index, values))
+    return out
+
+
+__all__ = [
+    "Candidate",
+    "SubSpace",
+    "as_candidates",
+    "make_candidates",
+    "resolve_space",
+]

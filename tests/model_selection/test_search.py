@@ -344,25 +344,68 @@ def test_hyper_lr_schedule_rejects_unknown_name(classification_data, make_classi
         _search(make_classifier(), hyper_lr_schedule="linear").fit(X, y)
 
 
-@pytest.mark.parametrize(
-    "backend",
-    [
-        # Starting two worker processes that import torch takes ~15 s on 2 cores.
-        pytest.param("loky", marks=pytest.mark.slow),
-        "threading",
-    ],
-)
-def test_n_jobs_gives_same_best_params(classification_data, make_classifier, backend):
+# Starting two worker processes that import torch takes ~15 s on 2 cores.
+@pytest.mark.slow
+def test_n_jobs_gives_same_best_params(classification_data, make_classifier):
     X, y = classification_data
     net = make_classifier(max_epochs=4)
 
     serial = _search(net, n_starts=2, n_jobs=1).fit(X, y)
-    with joblib.parallel_config(backend=backend):
+    with joblib.parallel_config(backend="loky"):
         parallel = _search(net, n_starts=2, n_jobs=2).fit(X, y)
 
     assert parallel.cv_results_["params"] == serial.cv_results_["params"]
     assert parallel.best_index_ == serial.best_index_
     assert parallel.best_params_ == serial.best_params_
+
+
+def test_threading_backend_with_several_jobs_is_refused(
+    classification_data, make_classifier
+):
+    X, y = classification_data
+    search = _search(make_classifier(max_epochs=2), n_jobs=2)
+    with (
+        joblib.parallel_config(backend="threading"),
+        pytest.raises(ValueError, match="thread-based backend.*one candidate at a"),
+    ):
+        search.fit(X, y)
+    # One job in threads runs nothing in parallel, and is fine.
+    with joblib.parallel_config(backend="threading"):
+        _search(make_classifier(max_epochs=2), n_jobs=1).fit(X, y)
+
+
+class _TwoRounds(HypergradSearchCV):
+    """A subclass in scikit-learn's style: its own rounds of candidates."""
+
+    def _run_search(self, evaluate_candidates):
+        evaluate_candidates([{"lr": 0.01}])
+        evaluate_candidates([{"lr": 0.05}])
+
+
+def test_run_search_has_scikit_learns_meaning(classification_data, make_classifier):
+    X, y = classification_data
+    space = {"lr": [0.01, 0.02, 0.05], "optimizer__weight_decay": WEIGHT_DECAY}
+
+    search = _TwoRounds(make_classifier(max_epochs=3), space, cv=2, random_state=0)
+    search.fit(X, y)
+
+    assert [p["lr"] for p in search.cv_results_["params"]] == [0.01, 0.05]
+    assert all("optimizer__weight_decay" in p for p in search.cv_results_["params"])
+
+
+def test_run_search_refuses_a_candidate_of_no_subspace(
+    classification_data, make_classifier
+):
+    class Wrong(HypergradSearchCV):
+        def _run_search(self, evaluate_candidates):
+            evaluate_candidates([{"batch_size": 16}])
+
+    X, y = classification_data
+    search = Wrong(
+        make_classifier(), {"lr": [0.01], "optimizer__weight_decay": WEIGHT_DECAY}
+    )
+    with pytest.raises(ValueError, match=r"names the outer entries \['batch_size'\]"):
+        search.fit(X, y)
 
 
 # ---------------------------------------------------------- vector weight decay

@@ -136,7 +136,6 @@ def test_a_failed_split_is_scored_error_score_and_its_sibling_tunes(
 @pytest.mark.parametrize(
     ("backend", "kwargs"),
     [
-        ("threading", {}),  # one process: the splits would share torch's generator
         ("loky", {"error_score": "raise"}),  # a raising split would strand its sibling
         ("loky", {"n_jobs": 1}),
         ("loky", {"cv": 3}),  # fewer workers than splits
