@@ -52,7 +52,8 @@ logger = logging.getLogger("skhypergrad")
 _OPTIMIZER_PREFIX = "hyper_optimizer__"
 # Adam without momentum, chosen by a sweep (docs/benchmarks.md): it follows the
 # lag between a hyperparameter and the weights' response without overshooting.
-_OPTIMIZER_DEFAULTS = {"betas": (0.0, 0.9)}
+# Only the default optimiser gets it: another class's betas mean its own.
+_OPTIMIZER_DEFAULTS = {torch.optim.Adam: {"betas": (0.0, 0.9)}}
 # hyper_lr_schedule: None keeps the rate; cosine ends at a tenth of it.
 _SCHEDULES = {"constant": None, "cosine": cosine_schedule(0.1)}
 
@@ -519,9 +520,8 @@ default=torch.optim.Adam
             outer = self.hyper_optimizer
             _check_optimizer(outer.optimizer, outer.lr, outer.optimizer_kwargs or {})
             return outer
-        for key, value in _OPTIMIZER_DEFAULTS.items():
-            if _accepts(self.hyper_optimizer, key):
-                kwargs.setdefault(key, value)
+        for key, value in _OPTIMIZER_DEFAULTS.get(self.hyper_optimizer, {}).items():
+            kwargs.setdefault(key, value)
         _check_optimizer(self.hyper_optimizer, self.hyper_lr, kwargs)
         return OuterOptimizer(
             self.hyper_optimizer,
@@ -739,15 +739,6 @@ def _check_optimizer(optimizer_class, lr, kwargs) -> None:
             "torch.optim.Optimizer class and its own arguments, e.g. "
             "hyper_optimizer=torch.optim.Adam, hyper_optimizer__betas=(0.5, 0.9)."
         ) from exc
-
-
-def _accepts(optimizer_class, name) -> bool:
-    import inspect
-
-    try:
-        return name in inspect.signature(optimizer_class).parameters
-    except (TypeError, ValueError):
-        return False
 
 
 def _net_fit_params(params, step):

@@ -691,3 +691,13 @@ def test_regressor_with_1d_float64_target(regression_data, make_regressor):
     assert search.score(X, y) == pytest.approx(
         1 - np.sum((y - y_pred) ** 2) / np.sum((y - y.mean()) ** 2), rel=1e-4
     )
+
+
+def test_adams_no_momentum_default_goes_to_adam_only(make_classifier):
+    net = make_classifier()
+
+    adam = _search(net)._outer_optimizer()
+    adamw = _search(net, hyper_optimizer=torch.optim.AdamW)._outer_optimizer()
+
+    assert adam.optimizer_kwargs == {"betas": (0.0, 0.9)}
+    assert adamw.optimizer_kwargs == {}

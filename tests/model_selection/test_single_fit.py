@@ -123,3 +123,38 @@ def test_refuses_the_other_kind_of_net_and_groups(
         HypergradClassifier(make_classifier(), {"optimizer__weight_decay": DECAY}).fit(
             X, y, groups=np.arange(len(y)) % 4
         )
+
+
+@pytest.mark.parametrize("rescore", [True, False])
+def test_what_the_single_fit_reports_is_what_it_predicts_with(
+    classification_data, make_classifier, rescore
+):
+    from sklearn.model_selection import StratifiedShuffleSplit
+
+    X, y = classification_data
+    space = {
+        "optimizer__weight_decay": DECAY,
+        "module__dropout": Tuned(uniform(0.0, 0.5)),
+    }
+    model = HypergradClassifier(
+        make_classifier(max_epochs=8),
+        space,
+        validation_fraction=0.25,
+        random_state=0,
+        rescore=rescore,
+    ).fit(X, y)
+    net = model.best_estimator_
+    # The held-out rows: the estimator's own stratified split of the rows.
+    splitter = StratifiedShuffleSplit(1, test_size=0.25, random_state=0)
+    _, held_out = next(splitter.split(X, y))
+    held_out_score = net.score(X[held_out].astype(np.float32), y[held_out])
+
+    # best_score_ is that net's accuracy on the held-out rows.
+    assert model.best_score_ == pytest.approx(held_out_score)
+    if rescore:  # the net trained with the reported values, fixed throughout
+        params = net.get_params()
+        for name, value in model.best_params_.items():
+            assert params[name] == pytest.approx(value)
+        assert net.module_.dropout.p == pytest.approx(
+            model.best_params_["module__dropout"]
+        )
