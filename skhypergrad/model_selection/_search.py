@@ -10,7 +10,6 @@ from dataclasses import replace
 
 import numpy as np
 import torch
-from joblib import Parallel, delayed, effective_n_jobs
 from sklearn.base import clone, is_classifier
 from sklearn.model_selection import check_cv
 from sklearn.model_selection._search import BaseSearchCV
@@ -20,7 +19,6 @@ from sklearn.utils.validation import _num_samples
 from ..exceptions import (
     AllFitsFailedError,
     InvalidInputError,
-    ParallelWorkerError,
 )
 from ..hypergrad import SOLVERS, OuterOptimizer, cosine_schedule, get_solver
 from ..net import split_estimator
@@ -34,13 +32,10 @@ from ..utils._validation import (
     validate_params,
 )
 from ._boundary import DataBoundaryMixin
-from ._exchange import Rendezvous
+from ._dispatch import lost_workers, run_tasks
 from ._outer_loop import (
     CandidateTask,
     Settings,
-    assemble,
-    run_candidate,
-    run_split,
     with_params,
 )
 from ._progress import SearchProgress
@@ -551,19 +546,20 @@ default=torch.optim.Adam
             tuning = (
                 replace(settings, keep_estimators=False) if self.rescore else settings
             )
-            task_rows = list(self._run(tasks, X, y, splits, tuning, progress))
+            jobs = {"n_jobs": self.n_jobs, "pre_dispatch": self.pre_dispatch}
+            task_rows = list(run_tasks(tasks, X, y, splits, tuning, progress, **jobs))
             if self.rescore:
-                task_rows = rescore(
-                    tasks,
-                    task_rows,
-                    X,
-                    y,
-                    splits,
-                    settings,
-                    n_jobs=self.n_jobs,
-                    pre_dispatch=self.pre_dispatch,
-                    progress=progress,
-                )
+                with lost_workers():
+                    task_rows = rescore(
+                        tasks,
+                        task_rows,
+                        X,
+                        y,
+                        splits,
+                        settings,
+                        progress=progress,
+                        **jobs,
+                    )
             rows.extend(r for candidate_rows in task_rows for r in candidate_rows)
 
         # What _run_search draws from, for this fit only.
@@ -636,68 +632,6 @@ default=torch.optim.Adam
                 )
         return tasks
 
-    def _run(self, tasks, X, y, splits, settings, progress):
-        """Run the tasks through joblib: each in one job, or each split in one.
-
-        Both give the same rows. With fewer candidates than workers and at
-        least as many workers as splits, in a process-based backend, every
-        split trains in its own worker and the splits exchange their
-        hypergradients through gloo at each hyper-step (``run_split``).
-        """
-        _refuse_threads(self.n_jobs)
-        try:
-            if _by_split(tasks, splits, settings, self.n_jobs):
-                return self._run_by_split(tasks, X, y, splits, settings, progress)
-            return self._run_by_candidate(tasks, X, y, splits, settings, progress)
-        except Exception as exc:
-            if not _is_worker_failure(exc):
-                raise
-            raise ParallelWorkerError(
-                f"A parallel worker was lost while running the search's candidates "
-                f"({type(exc).__name__}: {exc}). Nothing was fitted. Re-run fit "
-                "(the same random_state gives the same result), or use n_jobs=1."
-            ) from exc
-
-    def _run_by_candidate(self, tasks, X, y, splits, settings, progress):
-        # In this process (n_jobs=1) every epoch moves the bar; in workers, each
-        # finished job does.
-        here = effective_n_jobs(self.n_jobs) == 1
-        callbacks = [progress.for_task(t) if here else None for t in tasks]
-        jobs = (
-            delayed(run_candidate)(t, X, y, splits, settings, on_epoch=c)
-            for t, c in zip(tasks, callbacks)
-        )
-        parallel = Parallel(
-            n_jobs=self.n_jobs, pre_dispatch=self.pre_dispatch, return_as="generator"
-        )
-        results = []
-        for task, callback, result in zip(tasks, callbacks, parallel(jobs)):
-            progress.task_done(task, getattr(callback, "counted", 0), result)
-            results.append(result)
-        return results
-
-    def _run_by_split(self, tasks, X, y, splits, settings, progress):
-        rendezvous = Rendezvous()
-        addresses = [rendezvous.address() for _ in tasks]
-        jobs = (
-            delayed(run_split)(task, X, y, splits, k, address, settings)
-            for task, address in zip(tasks, addresses)
-            for k in range(len(splits))
-        )
-        # A candidate's splits wait for each other: one job per worker call,
-        # dispatched in order (a pre_dispatch below the number of splits
-        # would leave a split waiting for a sibling never sent).
-        parallel = Parallel(
-            n_jobs=self.n_jobs, pre_dispatch="all", batch_size=1, return_as="generator"
-        )
-        parts = iter(parallel(jobs))
-        results = []
-        for task in tasks:
-            rows = assemble(task, [next(parts) for _ in splits], settings)
-            progress.task_done(task, 0, rows)
-            results.append(rows)
-        return results
-
     def _check_space(self, subspaces) -> None:
         """Refuse a space this estimator cannot search (every space is fine here)."""
 
@@ -762,66 +696,6 @@ def _net_fit_params(params, step):
             "enable_metadata_routing=True)) and request sample_weight on the scorer."
         )
     return params
-
-
-# Errors raised by joblib / Dask when a worker process dies, by class name so
-# that neither distributed nor loky has to be imported to recognise them.
-_WORKER_FAILURES = {
-    "TerminatedWorkerError",
-    "KilledWorker",
-    "FutureCancelledError",
-    "CancelledError",
-    "CommClosedError",
-    "BrokenProcessPool",
-}
-
-
-def _by_split(tasks, splits, settings, n_jobs) -> bool:
-    """Whether the splits of each candidate should run in workers of their own.
-
-    Only where it pays and is safe: several splits, fewer candidates than
-    workers and no fewer workers than splits, a process-based joblib backend
-    (loky or multiprocessing hand jobs out in order; a cluster's scheduler
-    may not, and a split could wait for a sibling that never starts), and
-    ``error_score`` not ``"raise"`` (a raising split would leave its siblings
-    waiting).
-    """
-    from joblib.parallel import get_active_backend
-
-    n_workers = effective_n_jobs(n_jobs)
-    backend, _ = get_active_backend()
-    processes = type(backend).__name__ in {"LokyBackend", "MultiprocessingBackend"}
-    return (
-        torch.distributed.is_available()  # builds without it keep splits together
-        and len(splits) > 1
-        and n_workers >= len(splits)
-        and len(tasks) < n_workers
-        and processes
-        and not (
-            isinstance(settings.error_score, str) and settings.error_score == "raise"
-        )
-    )
-
-
-def _refuse_threads(n_jobs) -> None:
-    """Refuse a thread-based joblib backend with several workers: it would
-    run one candidate at a time, silently."""
-    from joblib.parallel import get_active_backend
-
-    backend, _ = get_active_backend()
-    if effective_n_jobs(n_jobs) > 1 and getattr(backend, "uses_threads", False):
-        raise InvalidParameterError(
-            f"HypergradSearchCV got n_jobs={n_jobs} under joblib's thread-based "
-            f"backend ({type(backend).__name__}), which would run one candidate "
-            "at a time: every candidate seeds torch's process-wide random "
-            "generator for its trainings, so candidates in threads of one "
-            "process take turns. Use a process-based backend (joblib's default, "
-            "loky; or Dask, Ray), or n_jobs=1."
-        )
-
-
-def _is_worker_failure(exc) -> bool:
-    return any(cls.__name__ in _WORKER_FAILURES for cls in type(exc).__mro__)
 
 
 __all__ = ["HypergradSearchCV", "InvalidParameterError"]

@@ -344,7 +344,7 @@ def test_metadata_routing_sends_sample_weight_to_the_scorer(
 
 
 def test_tail_average_is_the_mean_of_the_last_accepted_steps():
-    from skhypergrad.model_selection._outer_loop import TailAverage
+    from skhypergrad.hypergrad import TailAverage
 
     tail = TailAverage(n_planned=8, fraction=0.25)  # averages steps 6 and 7
     steps = [torch.full((3,), float(i), dtype=torch.float64) for i in range(8)]
@@ -359,7 +359,7 @@ def test_tail_average_is_the_mean_of_the_last_accepted_steps():
 
 
 def test_tail_average_over_two_steps():
-    from skhypergrad.model_selection._outer_loop import TailAverage
+    from skhypergrad.hypergrad import TailAverage
 
     tail = TailAverage(n_planned=4, fraction=0.5)  # steps 2 and 3
     for index in range(4):
@@ -391,17 +391,17 @@ def test_warm_start_solves_from_the_split_previous_solution(
     classification_data, make_classifier, monkeypatch, warm_start
 ):
     from skhypergrad.hypergrad import CG
-    from skhypergrad.model_selection import _outer_loop
+    from skhypergrad.model_selection import _hyper_step
 
     calls = []
-    original = _outer_loop.net_hypergradient
+    original = _hyper_step.net_hypergradient
 
     def spy(net, *args, x0=None, **kwargs):
         grad, info = original(net, *args, x0=x0, **kwargs)
         calls.append((net, x0, info.ihvp))
         return grad, info
 
-    monkeypatch.setattr(_outer_loop, "net_hypergradient", spy)
+    monkeypatch.setattr(_hyper_step, "net_hypergradient", spy)
     solver = CG(max_iter=3, curvature="gauss-newton", warm_start=warm_start)
     X, y = classification_data
 

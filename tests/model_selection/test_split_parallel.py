@@ -10,7 +10,7 @@ from sklearn.model_selection import KFold
 from skorch.callbacks import Callback
 
 from skhypergrad import HypergradSearchCV
-from skhypergrad.model_selection import _search as search_module
+from skhypergrad.model_selection import _dispatch as dispatch
 
 DECAY = loguniform(1e-5, 1e-1)
 
@@ -37,13 +37,13 @@ def _assert_same(serial, parallel):
 def by_split(monkeypatch):
     """Record whether the search ran its splits in workers of their own."""
     calls = []
-    original = search_module.HypergradSearchCV._run_by_split
+    original = dispatch._run_by_split
 
-    def spy(self, *args, **kwargs):
+    def spy(*args, **kwargs):
         calls.append(True)
-        return original(self, *args, **kwargs)
+        return original(*args, **kwargs)
 
-    monkeypatch.setattr(search_module.HypergradSearchCV, "_run_by_split", spy)
+    monkeypatch.setattr(dispatch, "_run_by_split", spy)
     return calls
 
 
