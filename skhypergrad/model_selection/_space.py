@@ -393,14 +393,14 @@ def _unknown_names_message(unknown, known) -> str:
             close = difflib.get_close_matches(name, candidates, n=1)
         hint = f"did you mean {close[0]!r}?" if close else "no close match"
         parts.append(f"{name!r} ({hint})")
-    step = "" if known.step is None else f" (Pipeline step {known.step!r})"
+    where = "" if known.step is None else f", each prefixed '{known.step}__'"
     return (
         f"param_distributions names {len(unknown)} parameter(s) that the estimator "
         f"cannot be given: {', '.join(parts)}. Nothing was trained. Each name must "
-        f"be one that estimator.get_params() lists, a 'callbacks__<name>__<param>' "
-        f"of the net's callbacks, or a 'module__', 'criterion__' or 'optimizer__' "
-        f"argument that the net's module, criterion or optimizer class{step} "
-        "accepts. Fix the spelling, or see estimator.get_params().keys()."
+        "be one that estimator.get_params() lists, a 'callbacks__<name>__<param>' "
+        "of the net's callbacks, or a 'module__', 'criterion__' or 'optimizer__' "
+        f"argument that the net's module, criterion or optimizer class accepts{where}. "
+        "Fix the spelling, or see estimator.get_params().keys()."
     )
 
 

@@ -113,6 +113,7 @@ def test_misspelt_entry_is_refused_before_training_with_a_close_match(
     ("name", "suggestion"),
     [
         ("max_epoch", "max_epochs"),
+        ("optimiser__weight_decay", "optimizer__weight_decay"),
         ("module__hiden", "module__hidden"),
         ("criterion__label_smothing", "criterion__label_smoothing"),
         ("iterator_train__shufle", "iterator_train__shuffle"),
