@@ -83,14 +83,14 @@ print("dropout", round(search.best_params_["net__module__dropout"], 3))
 # mean of the layer decays) with the validation loss; middle, the mean CV
 # score of each candidate; right, the tuned decay of each layer.
 
-fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+# Constrained layout keeps every label, the loss axis' included, in the figure.
+fig, axes = plt.subplots(1, 3, figsize=(15, 4), layout="constrained")
 plotting.plot_path(search, ax=axes[0])
 plotting.plot_candidates(search, ax=axes[1])
 plotting.plot_layer_decays(search, ax=axes[2])
 axes[0].set_title("tuned values per hyper-step (best row)")
 axes[1].set_title("candidates of the outer grid")
 axes[2].set_title("weight decay per layer")
-fig.tight_layout()
 
 # %%
 # Run as a script, save the figure with ``--out`` or show it.

@@ -25,6 +25,54 @@ _GRID_HINT = (
 _LOGIT_LIMIT = 12.0
 
 
+def format_distribution(distribution) -> str:
+    """Write a search-space entry as a user would: scipy's ``name(args, kwargs)``.
+
+    A frozen scipy distribution is written as it is built, e.g.
+    ``loguniform(1e-06, 0.1)`` or ``uniform(loc=0.5, scale=0.8)``, instead of
+    ``<...rv_continuous_frozen object at 0x...>``; lists and tuples show
+    their items that way; anything else is its ``repr``.
+
+    Parameters
+    ----------
+    distribution : object
+        An entry of ``param_distributions`` (or part of one).
+
+    Returns
+    -------
+    text : str
+
+    Examples
+    --------
+    >>> from scipy.stats import loguniform, uniform
+    >>> from skhypergrad.hyperparams import format_distribution
+    >>> format_distribution(loguniform(1e-6, 1e-1))
+    'loguniform(1e-06, 0.1)'
+    >>> format_distribution(uniform(loc=0.5, scale=0.8))
+    'uniform(loc=0.5, scale=0.8)'
+    """
+    family = getattr(distribution, "dist", None)
+    name = getattr(family, "name", None)
+    if isinstance(name, str) and hasattr(distribution, "args"):
+        args = [repr(_plain(a)) for a in distribution.args]
+        args += [
+            f"{k}={_plain(v)!r}" for k, v in getattr(distribution, "kwds", {}).items()
+        ]
+        return f"{name}({', '.join(args)})"
+    if isinstance(distribution, list | tuple):
+        items = ", ".join(format_distribution(v) for v in distribution)
+        if isinstance(distribution, tuple):
+            return f"({items},)" if len(distribution) == 1 else f"({items})"
+        return f"[{items}]"
+    return repr(_plain(distribution))
+
+
+def _plain(value):
+    """A numpy scalar as the Python number it holds (``0.1``, not
+    ``np.float64(0.1)``); anything else unchanged."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 class Real:
     """A continuous hyperparameter range, ``[low, high]``.
 
@@ -185,7 +233,7 @@ class Sampled:
         self.distribution = distribution
 
     def __repr__(self):
-        return f"Sampled({self.distribution!r})"
+        return f"Sampled({format_distribution(self.distribution)})"
 
     def rvs(self, random_state=None):
         """One draw from the wrapped distribution.
@@ -206,7 +254,7 @@ class Sampled:
             return distribution[rng.randint(len(distribution))]
         raise InvalidHyperparameterError(
             f"Sampled() needs a distribution with an rvs method or a list, got "
-            f"{distribution!r} ({type(distribution).__name__})."
+            f"{format_distribution(distribution)} ({type(distribution).__name__})."
         )
 
 
@@ -236,7 +284,7 @@ class Tuned:
         self.distribution = distribution
 
     def __repr__(self):
-        return f"Tuned({self.distribution!r})"
+        return f"Tuned({format_distribution(self.distribution)})"
 
     def __eq__(self, other):
         return type(other) is Tuned and self.distribution == other.distribution
@@ -252,7 +300,7 @@ class _Vector:
         self.distribution = distribution
 
     def __repr__(self):
-        return f"{type(self).__name__}({self.distribution!r})"
+        return f"{type(self).__name__}({format_distribution(self.distribution)})"
 
     def __eq__(self, other):
         return type(self) is type(other) and self.distribution == other.distribution
@@ -325,7 +373,8 @@ class PerClass(_Vector):
         self.n_classes = n_classes
 
     def __repr__(self):
-        return f"PerClass({self.distribution!r}, n_classes={self.n_classes!r})"
+        shown = format_distribution(self.distribution)
+        return f"PerClass({shown}, n_classes={self.n_classes!r})"
 
     def __eq__(self, other):
         return super().__eq__(other) and self.n_classes == other.n_classes
@@ -359,7 +408,8 @@ class PerFeature(_Vector):
         self.n_features = n_features
 
     def __repr__(self):
-        return f"PerFeature({self.distribution!r}, n_features={self.n_features!r})"
+        shown = format_distribution(self.distribution)
+        return f"PerFeature({shown}, n_features={self.n_features!r})"
 
     def __eq__(self, other):
         return super().__eq__(other) and self.n_features == other.n_features
@@ -443,8 +493,8 @@ def _from_scipy(distribution, name: str) -> Real:
     if isinstance(family, stats.rv_discrete):
         raise InvalidHyperparameterError(
             f"Cannot tune {name!r} with hypergradients: got the discrete "
-            f"distribution {family.name}{distribution.args}, but tuned values must be "
-            f"continuous. {_GRID_HINT}"
+            f"distribution {format_distribution(distribution)}, but tuned values "
+            f"must be continuous. {_GRID_HINT}"
         )
     if not isinstance(family, stats.rv_continuous) or not hasattr(
         distribution, "support"
@@ -452,7 +502,7 @@ def _from_scipy(distribution, name: str) -> Real:
         raise InvalidHyperparameterError(
             f"Cannot tune {name!r}: expected Real(low, high, log=...), "
             "scipy.stats.loguniform or scipy.stats.uniform (frozen), got "
-            f"{distribution!r} ({type(distribution).__name__})."
+            f"{format_distribution(distribution)} ({type(distribution).__name__})."
         )
     low, high = (float(v) for v in distribution.support())
     if family.name in ("loguniform", "reciprocal"):
@@ -460,15 +510,15 @@ def _from_scipy(distribution, name: str) -> Real:
     if family.name == "uniform":
         return Real(low, high).check(name)
     raise InvalidHyperparameterError(
-        f"Cannot tune {name!r}: the distribution {family.name!r} is not supported "
-        f"(support [{low}, {high}]). Use scipy.stats.loguniform or uniform, or "
-        "skhypergrad.Real(low, high, log=...)."
+        f"Cannot tune {name!r}: the distribution {format_distribution(distribution)} "
+        f"is not supported (support [{low}, {high}]). Use scipy.stats.loguniform "
+        "or uniform, or skhypergrad.Real(low, high, log=...)."
     )
 
 
 def _short(values) -> str:
     values = list(values)
-    text = repr(values[:5])
+    text = format_distribution(values[:5])
     return text[:-1] + ", ...]" if len(values) > 5 else text
 
 
@@ -482,4 +532,5 @@ __all__ = [
     "Real",
     "Sampled",
     "as_real",
+    "format_distribution",
 ]

@@ -145,7 +145,7 @@ def find_dropout_layers(net, local_name: str, full_name: str) -> list[str]:
         If the argument controls no dropout layer.
     """
     probes = (0.137, 0.291)
-    found = []
+    found, layers = [], []
     for probe in probes:
         try:
             module = _build_module(net, local_name, probe)
@@ -153,19 +153,21 @@ def find_dropout_layers(net, local_name: str, full_name: str) -> list[str]:
             raise _no_dropout_error(
                 full_name, f"building the module failed: {exc!r}"
             ) from exc
-        found.append(
-            {
-                name
-                for name, layer in module.named_modules()
-                if isinstance(layer, nn.modules.dropout._DropoutNd | nn.Dropout)
-                and abs(float(layer.p) - probe) < 1e-12
-            }
-        )
+        layers = [
+            (name, layer)
+            for name, layer in module.named_modules()
+            if isinstance(layer, nn.modules.dropout._DropoutNd | nn.Dropout)
+        ]
+        found.append({n for n, layer in layers if abs(float(layer.p) - probe) < 1e-12})
     paths = sorted(found[0] & found[1])
     if not paths:
-        raise _no_dropout_error(
-            full_name, "no torch.nn.Dropout layer of the module takes its rate from it"
+        seen = (
+            f"its torch.nn.Dropout layers {[n for n, _ in layers]} keep their rate "
+            f"when {local_name} changes"
+            if layers
+            else "the module has no torch.nn.Dropout layer"
         )
+        raise _no_dropout_error(full_name, seen)
     return paths
 
 
@@ -181,11 +183,13 @@ def _build_module(net, local_name, value) -> nn.Module:
 
 def _no_dropout_error(name, reason):
     return InvalidHyperparameterError(
-        f"Cannot tune {name!r} as a dropout rate: {reason}. HypergradSearchCV tunes "
-        "module arguments that set the rate of torch.nn.Dropout layers (e.g. "
-        "module__dropout passed to nn.Dropout(p=dropout) in __init__); functional "
-        "F.dropout calls and other arguments cannot be relaxed. Remove it from "
-        "param_distributions or search it with GridSearchCV."
+        f"Cannot tune {name!r} as a dropout rate: {reason}. Only torch.nn.Dropout "
+        "layers whose p is set by the argument are found and tuned (the module is "
+        "built with two probe values of it); a rate applied in forward, as in "
+        "F.dropout(x, self.dropout), cannot be. Build the layer in __init__ "
+        "instead (self.drop = nn.Dropout(dropout), then self.drop(x) in forward), "
+        "or wrap the range in skhypergrad.Sampled(...) rather than Tuned(...) to "
+        "have the outer search draw the rate."
     )
 
 

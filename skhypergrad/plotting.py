@@ -14,6 +14,9 @@ from .exceptions import InvalidInputError
 from .model_selection._results import PATH_KEYS
 from .penalties import parameter_layout
 
+# Smallest ratio between the ends of a log axis of tuned values (one decade).
+_MIN_SPAN = 10.0
+
 
 def _axes(ax):
     try:
@@ -24,7 +27,8 @@ def _axes(ax):
             "(or pip install 'skhypergrad[plot]')."
         ) from exc
     if ax is None:
-        _, ax = plt.subplots()
+        # Constrained layout keeps the labels (and a twin axis') inside the figure.
+        _, ax = plt.subplots(layout="constrained")
     return ax
 
 
@@ -67,6 +71,9 @@ def plot_path(search, *, ax=None, rows=None):
             ax.plot(path["epoch"], path[name], marker="o", label=f"{name} (row {row})")
         loss_ax.plot(path["epoch"], path["val_loss"], linestyle="--", alpha=0.6)
     ax.set_yscale("log")
+    lines = [np.asarray(line.get_ydata(), dtype=float) for line in ax.get_lines()]
+    if lines:
+        _show_spread(ax, np.concatenate(lines))
     ax.set_xlabel("epoch of the hyper-step")
     ax.set_ylabel("tuned value (geometric mean for vectors)")
     loss_ax.set_ylabel("validation loss (dashed)")
@@ -138,8 +145,26 @@ def plot_layer_decays(search, *, ax=None):
     ax.set_xticks(np.arange(1, len(names) + 1))
     ax.set_xticklabels(names, rotation=45)
     ax.set_yscale("log")
+    _show_spread(ax, np.concatenate([decays[n] for n in names]))
     ax.set_ylabel("weight decay")
     return ax
+
+
+def _show_spread(ax, values, factor=_MIN_SPAN):
+    """Give a log axis a range of at least ``factor`` around ``values``.
+
+    Left to itself, matplotlib zooms into near-equal values (6.08e-3 to
+    6.19e-3) until they look orders of magnitude apart; a span of at least a
+    decade shows them as near-equal as they are.
+    """
+    values = values[np.isfinite(values) & (values > 0)]
+    if values.size == 0:
+        return
+    low, high = float(values.min()), float(values.max())
+    if high / low >= factor:
+        return
+    middle, half = np.sqrt(low * high), np.sqrt(factor)
+    ax.set_ylim(middle / half, middle * half)
 
 
 def _layer_decays(search) -> dict:

@@ -24,3 +24,11 @@ def _listed():
 def test_api_reference_lists_every_public_name(module):
     public = set(module.__all__) - {"__version__"}
     assert sorted(public - _listed()) == []
+
+
+def test_readme_says_how_to_serve_the_built_pages():
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    build = readme.index("sphinx-build -W -b html docs docs/_build/html")
+    # Right after the build command: a way that works without a browser.
+    assert "python -m http.server -d docs/_build/html" in readme[build : build + 300]
+    assert "python -m webbrowser" not in readme

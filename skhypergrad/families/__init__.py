@@ -81,6 +81,33 @@ def claiming_family(local, distribution, net) -> type[Hyperparameter] | None:
     return None
 
 
+def explain_unclaimed(name, local, distribution, net) -> None:
+    """Let each family say why it cannot tune an entry wrapped in ``Tuned``.
+
+    Called when no family claims ``local``; a family whose kind of entry it
+    looks like raises an error with the reason (e.g. a module argument that
+    sets no ``torch.nn.Dropout`` layer).
+
+    Parameters
+    ----------
+    name : str
+        Key in ``param_distributions``, with any Pipeline prefix.
+    local : str
+        Parameter name on the skorch net.
+    distribution : object
+        The range inside ``Tuned``.
+    net : skorch.NeuralNet
+        The unfitted network.
+
+    Raises
+    ------
+    InvalidHyperparameterError
+        From the first family that recognises the entry.
+    """
+    for family in FAMILIES:
+        family.explain_unclaimed(name, local, distribution, net)
+
+
 __all__ = [
     "FAMILIES",
     "Binding",
@@ -96,6 +123,7 @@ __all__ = [
     "SplitValues",
     "WeightDecay",
     "claiming_family",
+    "explain_unclaimed",
     "merge_best_params",
     "register_family",
 ]

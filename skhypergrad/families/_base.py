@@ -241,6 +241,19 @@ class Hyperparameter:
         raise NotImplementedError
 
     @classmethod
+    def explain_unclaimed(cls, name: str, local: str, distribution, net) -> None:
+        """Raise why an entry like this family's, wrapped in ``Tuned``, is not one.
+
+        Called when no family claims ``local``; the default says nothing.
+
+        Raises
+        ------
+        InvalidHyperparameterError
+            Where the family recognises the kind of entry, with what to
+            write instead.
+        """
+
+    @classmethod
     def from_entry(cls, name: str, local: str, distribution, net) -> Hyperparameter:
         """Check a continuous range against the unfitted net; build the entry.
 

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ..exceptions import InvalidHyperparameterError
-from ..hyperparams import PerClass, Real, as_real
+from ..hyperparams import PerClass, Real, as_real, format_distribution
 from ._base import Binding, Hyperparameter
 from ._criterion import check_cross_entropy, last_layer_width, tuned_criterion
 
@@ -72,9 +72,10 @@ def mean_one_weights(name, distribution, wrapper, what, example) -> ClassSimplex
     simplex : ClassSimplex
     """
     hint = f"{wrapper.__name__}(scipy.stats.{example})"
+    shown = format_distribution(distribution)
     if not isinstance(distribution, wrapper):
         raise InvalidHyperparameterError(
-            f"{name!r} holds one weight per {what}; got {distribution!r}. Wrap "
+            f"{name!r} holds one weight per {what}; got {shown}. Wrap "
             f"the range of the weights in {wrapper.__name__}, e.g. {hint}: the "
             "tuned weights have mean 1 and differ by at most a factor high / low."
         )
@@ -82,7 +83,7 @@ def mean_one_weights(name, distribution, wrapper, what, example) -> ClassSimplex
     if real.low <= 0:
         raise InvalidHyperparameterError(
             f"{name!r}: {what} weights must be positive, but the range is "
-            f"[{real.low}, {real.high}] (from {distribution!r}). Use e.g. {hint}."
+            f"[{real.low}, {real.high}] (from {shown}). Use e.g. {hint}."
         )
     return ClassSimplex(real.low, real.high).check(name)
 

@@ -10,7 +10,7 @@ it trains with ordinary ``nn.Dropout`` layers.
 from __future__ import annotations
 
 from ..exceptions import InvalidHyperparameterError
-from ..hyperparams import _Vector, as_real
+from ..hyperparams import _Vector, as_real, format_distribution
 from ..net import find_dropout_layers, relax_dropout
 from ._base import Binding, Hyperparameter
 
@@ -77,17 +77,31 @@ class Dropout(Hyperparameter):
         return True
 
     @classmethod
+    def explain_unclaimed(cls, name, local, distribution, net) -> None:
+        """A ``module__<arg>`` in ``Tuned`` that sets no ``nn.Dropout`` layer."""
+        if not local.startswith("module__") or net is None:
+            return
+        try:
+            find_dropout_layers(net, local, name)
+        except InvalidHyperparameterError as exc:
+            # Built, but no layer follows the argument: say so. A module that
+            # cannot be built with a rate (a layer size) is not a dropout entry.
+            if exc.__cause__ is None:
+                raise
+
+    @classmethod
     def from_entry(cls, name, local, distribution, net):  # noqa: D102
+        shown = format_distribution(distribution)
         if isinstance(distribution, _Vector):
             raise InvalidHyperparameterError(
                 f"{name!r}: PerLayer / PerParameter apply to weight decay only; a "
-                f"dropout rate is one value per module argument. Got {distribution!r}."
+                f"dropout rate is one value per module argument. Got {shown}."
             )
         real, granularity = as_real(distribution, name)
         if real.low < 0 or real.high >= 1:
             raise InvalidHyperparameterError(
                 f"{name!r} sets dropout rates, which must lie in [0, 1), but its range "
-                f"is [{real.low}, {real.high}] (from {distribution!r}). At a rate of "
+                f"is [{real.low}, {real.high}] (from {shown}). At a rate of "
                 "1 every unit is dropped and nothing can be learnt. Note that "
                 "scipy.stats.uniform(loc, scale) spans [loc, loc + scale]: use e.g. "
                 "uniform(0.0, 0.6) for rates up to 0.6."
@@ -95,7 +109,7 @@ class Dropout(Hyperparameter):
         if real.log:
             raise InvalidHyperparameterError(
                 f"{name!r} sets dropout rates, which are tuned on a linear (logit) "
-                f"scale; got the log-scaled range {distribution!r}. Use "
+                f"scale; got the log-scaled range {shown}. Use "
                 "scipy.stats.uniform(low, high - low) or Real(low, high)."
             )
         paths = find_dropout_layers(net, local, name)

@@ -19,7 +19,7 @@ from torch import nn
 
 from ..callbacks import InputNoise
 from ..exceptions import InvalidHyperparameterError
-from ..hyperparams import PerFeature, _Vector, as_real
+from ..hyperparams import PerFeature, _Vector, as_real, format_distribution
 from ._base import Binding, Hyperparameter, named_callback
 
 _PATTERN = re.compile(r"callbacks__(?P<callback>.+)__scale")
@@ -91,19 +91,20 @@ class InputNoiseScale(Hyperparameter):
 
     @classmethod
     def from_entry(cls, name, local, distribution, net):  # noqa: D102
+        shown = format_distribution(distribution)
         if isinstance(distribution, _Vector) and not isinstance(
             distribution, PerFeature
         ):
             raise InvalidHyperparameterError(
                 f"{name!r} is one noise scale, or one per input feature with "
-                f"PerFeature(range); got {distribution!r}."
+                f"PerFeature(range); got {shown}."
             )
         real, granularity = as_real(distribution, name)
         if real.low < 0:
             raise InvalidHyperparameterError(
                 f"{name!r} is the standard deviation of the input noise, which must "
                 f"be >= 0, but its range is [{real.low}, {real.high}] (from "
-                f"{distribution!r}). Use e.g. scipy.stats.loguniform(1e-3, 1.0)."
+                f"{shown}). Use e.g. scipy.stats.loguniform(1e-3, 1.0)."
             )
         n_features = getattr(distribution, "n_features", None)
         if n_features is not None and not (

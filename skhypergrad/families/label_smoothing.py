@@ -11,7 +11,7 @@ validation (outer) loss is the unsmoothed cross-entropy. The refit receives
 from __future__ import annotations
 
 from ..exceptions import InvalidHyperparameterError
-from ..hyperparams import _Vector, as_real
+from ..hyperparams import _Vector, as_real, format_distribution
 from ._base import Binding, Hyperparameter
 from ._criterion import check_cross_entropy, tuned_criterion
 
@@ -57,16 +57,17 @@ class LabelSmoothing(Hyperparameter):
 
     @classmethod
     def from_entry(cls, name, local, distribution, net):  # noqa: D102
+        shown = format_distribution(distribution)
         if isinstance(distribution, _Vector):
             raise InvalidHyperparameterError(
-                f"{name!r} is one value for the whole loss; got {distribution!r}. "
+                f"{name!r} is one value for the whole loss; got {shown}. "
                 "Give a range such as scipy.stats.uniform(0.0, 0.3)."
             )
         real, granularity = as_real(distribution, name)
         if real.low < 0 or real.high >= 1:
             raise InvalidHyperparameterError(
                 f"{name!r} must lie in [0, 1), but its range is [{real.low}, "
-                f"{real.high}] (from {distribution!r}). At 1 the targets are uniform "
+                f"{real.high}] (from {shown}). At 1 the targets are uniform "
                 "and nothing can be learnt. Note that scipy.stats.uniform(loc, scale) "
                 "spans [loc, loc + scale]: use e.g. uniform(0.0, 0.3) for values up "
                 "to 0.3."

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from ..exceptions import InvalidHyperparameterError
-from ..hyperparams import PerLayer, _Vector, as_real
+from ..hyperparams import PerLayer, _Vector, as_real, format_distribution
 from ..penalties import expand_coefficients, parameter_layout
 from ._base import Binding, Hyperparameter
 
@@ -126,16 +126,18 @@ class LearningRate(Hyperparameter):
 
     @classmethod
     def from_entry(cls, name, local, distribution, net):  # noqa: D102
+        shown = format_distribution(distribution)
         if isinstance(distribution, _Vector) and not isinstance(distribution, PerLayer):
             raise InvalidHyperparameterError(
                 f"{name!r} takes one learning rate or PerLayer(range); got "
-                f"{distribution!r}. One rate per weight, class, feature or sample is "
+                f"{shown}. One rate per weight, class, feature or sample is "
                 "not supported: tune a single rate, or one per layer."
             )
         real, granularity = as_real(distribution, name)
         if real.low <= 0:
             raise InvalidHyperparameterError(
-                f"{name!r} must range over positive learning rates, got {real!r}. "
+                f"{name!r} must range over positive learning rates, but its range is "
+                f"[{real.low}, {real.high}] (from {shown}). "
                 "Use e.g. scipy.stats.loguniform(1e-3, 1.0)."
             )
         _check_optimizer(net, name)

@@ -12,7 +12,14 @@ from __future__ import annotations
 import torch
 
 from ..exceptions import InvalidHyperparameterError
-from ..hyperparams import PerClass, PerFeature, PerLayer, PerParameter, as_real
+from ..hyperparams import (
+    PerClass,
+    PerFeature,
+    PerLayer,
+    PerParameter,
+    as_real,
+    format_distribution,
+)
 from ..penalties import expand_coefficients, l2_penalty, parameter_layout
 from ._base import Binding, Hyperparameter
 
@@ -95,13 +102,22 @@ class WeightDecay(Hyperparameter):
 
     @classmethod
     def from_entry(cls, name, local, distribution, net):  # noqa: D102
+        shown = format_distribution(distribution)
         if isinstance(distribution, PerClass | PerFeature):
             raise InvalidHyperparameterError(
                 f"{name!r} takes one decay, PerLayer(range) or PerParameter(range); "
-                f"got {distribution!r}. PerClass is for criterion__weight, PerFeature "
+                f"got {shown}. PerClass is for criterion__weight, PerFeature "
                 "for the scale of an InputNoise callback."
             )
         real, granularity = as_real(distribution, name)
+        if real.low < 0:
+            raise InvalidHyperparameterError(
+                f"{name!r} is a weight decay, which must be >= 0 (torch's optimisers "
+                f"refuse a negative one), but its range is [{real.low}, {real.high}] "
+                f"(from {shown}). Note that "
+                "scipy.stats.uniform(loc, scale) spans [loc, loc + scale]: use e.g. "
+                "uniform(0.0, 0.01), or loguniform(1e-6, 1e-1) for a log scale."
+            )
         check_coupled_optimizer(net, name)
         return cls(name, local, real, granularity)
 

@@ -18,6 +18,7 @@ from sklearn.utils.validation import check_is_fitted
 from ..net import cast_X, cast_y, is_classifier_net, split_estimator
 from ..utils._validation import (
     as_array,
+    check_class_labels,
     check_consistent_length,
     check_features,
     check_finite,
@@ -39,6 +40,8 @@ class DataBoundaryMixin:
                 as_array(y, ensure_2d=False, dtype=None, ensure_all_finite=False)
             )
             check_finite(y, "y")
+            if is_classifier_net(net):
+                check_class_labels(y, type(net).__name__)
         check_consistent_length(X, y)
         check_features(self, X, reset=True)
         self._target_was_1d = y is not None and y.ndim == 1

@@ -407,7 +407,7 @@ default=torch.optim.Adam
             )
         self._forget_fit()
         net, step = split_estimator(self.estimator)
-        subspaces = resolve_space(self.param_distributions, net, step)
+        subspaces = resolve_space(self.param_distributions, net, step, self.estimator)
         self._check_space(subspaces)
         X, y = self._check_data(X, y, net)
         with sklearn_errors("scoring / refit"):

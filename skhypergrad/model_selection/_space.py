@@ -11,17 +11,20 @@ validation curves of the same trainings.
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import numbers
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 import numpy as np
+from sklearn.base import clone
 from sklearn.model_selection import ParameterGrid, ParameterSampler
 
 from ..exceptions import InvalidHyperparameterError
-from ..families import claiming_family
-from ..hyperparams import Real, Sampled, Tuned
+from ..families import claiming_family, explain_unclaimed
+from ..hyperparams import Real, Sampled, Tuned, _plain, format_distribution
 
 _SUBSPACE = "__skhypergrad_subspace__"
 
@@ -54,7 +57,7 @@ class Candidate(NamedTuple):
     params: dict
 
 
-def resolve_space(param_distributions, net, step) -> list[SubSpace]:
+def resolve_space(param_distributions, net, step, estimator=None) -> list[SubSpace]:
     """Check every entry against the skorch net and sort it.
 
     Parameters
@@ -64,6 +67,10 @@ def resolve_space(param_distributions, net, step) -> list[SubSpace]:
         The (unfitted) network; never changed.
     step : str or None
         Name of the net's Pipeline step.
+    estimator : skorch.NeuralNet or Pipeline, default=None
+        The search's estimator: when given, every entry's name is first
+        checked against what its ``set_params`` and the net's training accept
+        (:func:`check_names`).
 
     Returns
     -------
@@ -75,10 +82,13 @@ def resolve_space(param_distributions, net, step) -> list[SubSpace]:
     if not isinstance(spaces, Sequence) or isinstance(spaces, str) or not spaces:
         raise InvalidHyperparameterError(
             "param_distributions must be a dict (or a non-empty list of dicts) "
-            f"mapping parameter names to ranges or lists, got {param_distributions!r}. "
+            "mapping parameter names to ranges or lists, got "
+            f"{format_distribution(param_distributions)}. "
             "Example: {'optimizer__weight_decay': scipy.stats.loguniform(1e-6, 1e-1), "
             "'module__num_units': [32, 64]}."
         )
+    if estimator is not None:
+        check_names(spaces, estimator, net, step)
     return [_resolve_dict(space, net, step) for space in spaces]
 
 
@@ -86,7 +96,7 @@ def _resolve_dict(space, net, step) -> SubSpace:
     if not isinstance(space, Mapping):
         raise InvalidHyperparameterError(
             f"Each entry of a list of param_distributions must be a dict, got "
-            f"{space!r} ({type(space).__name__})."
+            f"{format_distribution(space)} ({type(space).__name__})."
         )
     tuned, outer, epochs, epochs_name = [], {}, (), None
     for name, distribution in space.items():
@@ -154,6 +164,8 @@ def _tuned_entry(name, local, distribution, net):
 def _forced_entry(name, local, distribution, net):
     """The entry of a range wrapped in ``Tuned``: a family must take it."""
     family = None if local is None else claiming_family(local, distribution, net)
+    if family is None and local is not None:
+        explain_unclaimed(name, local, distribution, net)  # a family's own reason
     if family is None or _is_list(distribution) or _is_discrete(distribution):
         what = (
             "a continuous range"
@@ -163,7 +175,8 @@ def _forced_entry(name, local, distribution, net):
             "rates)"
         )
         raise InvalidHyperparameterError(
-            f"{name!r} is wrapped in Tuned({distribution!r}), which needs {what}. "
+            f"{name!r} is wrapped in Tuned({format_distribution(distribution)}), "
+            f"which needs {what}. "
             "Give Tuned a range such as scipy.stats.uniform(0.0, 0.6), or search "
             "the entry without Tuned."
         )
@@ -188,7 +201,7 @@ def _check_outer(name, distribution):
     if _is_list(distribution) and len(distribution) > 0:
         return distribution
     raise InvalidHyperparameterError(
-        f"Cannot search {name!r}: got {distribution!r} "
+        f"Cannot search {name!r}: got {format_distribution(distribution)} "
         f"({type(distribution).__name__}), but each entry must be a non-empty list "
         "of values, a distribution with an rvs method (scipy.stats), or a continuous "
         "range to tune. Wrap a single value in a list, or set it on the estimator."
@@ -211,8 +224,184 @@ def _check_epochs(name, values) -> tuple:
 
 def _short(values) -> str:
     values = list(values)
-    text = repr(values[:5])
+    text = format_distribution(values[:5])
     return text[:-1] + ", ...]" if len(values) > 5 else text
+
+
+# skorch hands ``<prefix>__<arg>`` to the class held by the net's attribute
+# ``<prefix>`` (``optimizer__weight_decay`` -> ``optimizer(weight_decay=...)``):
+# such a name is accepted by ``set_params`` and fails only at training, so it is
+# checked against that class's signature.
+_COMPONENTS = (
+    "module",
+    "criterion",
+    "optimizer",
+    "iterator_train",
+    "iterator_valid",
+    "dataset",
+)
+
+
+def check_names(spaces, estimator, net, step) -> None:
+    """Refuse entry names that ``set_params`` or the net's training would refuse.
+
+    A name is accepted when it is in ``estimator.get_params()``, is a
+    ``callbacks__<name>__<param>`` of one of the net's callbacks, or is
+    ``<component>__<arg>`` with ``<arg>`` an argument of the module,
+    criterion, optimizer, iterator or dataset class (any argument where the
+    class takes ``**kwargs``). Names of other prefixes are accepted where
+    the initialised net registers the prefix.
+
+    Parameters
+    ----------
+    spaces : list of dict
+        The dicts of ``param_distributions``.
+    estimator : skorch.NeuralNet or Pipeline
+    net : skorch.NeuralNet
+        The estimator's network; never changed.
+    step : str or None
+        Name of the net's Pipeline step.
+
+    Raises
+    ------
+    InvalidHyperparameterError
+        Naming every unknown entry, each with the closest known name.
+    """
+    entries = [
+        (name, distribution)
+        for space in spaces
+        if isinstance(space, Mapping)
+        for name, distribution in space.items()
+        if isinstance(name, str)
+    ]
+    known = _NetNames(estimator, net, step, {name for name, _ in entries})
+    unknown = list(
+        dict.fromkeys(
+            name
+            for name, distribution in entries
+            if not known.accepts(name) and not _claimed(name, distribution, net, step)
+        )
+    )
+    if unknown:
+        raise InvalidHyperparameterError(_unknown_names_message(unknown, known))
+
+
+class _NetNames:
+    """The names a search's estimator can be given, computed as they are needed."""
+
+    def __init__(self, estimator, net, step, given):
+        self.net, self.step = net, step
+        self.prefix = "" if step is None else f"{step}__"
+        self.given = given
+        self.listed = {
+            k for k in estimator.get_params(deep=True) if not k.endswith("_validate")
+        }
+        self._callbacks = self._prefixes = None
+
+    def accepts(self, name) -> bool:
+        if name in self.listed:
+            return True
+        if not name.startswith(self.prefix):
+            return False  # another Pipeline step: its set_params refuses it
+        local = name[len(self.prefix) :]
+        component, _, arg = local.partition("__")
+        if not arg:
+            return False  # BaseEstimator.set_params refuses it
+        if component == "callbacks":
+            callbacks = self.callback_names()
+            # Callbacks searched themselves make their parameters unknowable.
+            return callbacks is None or local in callbacks or self._replaced()
+        if component in _COMPONENTS:
+            args = _arguments(getattr(self.net, component, None))
+            if component == "optimizer" and arg.split("__")[0] == "param_groups":
+                return True  # skorch's own per-group settings
+            return args is None or arg in args
+        prefixes = self.prefixes()
+        return prefixes is None or component in prefixes
+
+    def candidates(self) -> list:
+        """Every name to suggest from: listed, callbacks' and components' args."""
+        callbacks = self.callback_names() or ()
+        names = set(self.listed) | {f"{self.prefix}{c}" for c in callbacks}
+        for component in _COMPONENTS:
+            args = _arguments(getattr(self.net, component, None)) or ()
+            names |= {f"{self.prefix}{component}__{a}" for a in args}
+        return sorted(names)
+
+    def callback_names(self) -> set | None:
+        """``callbacks__<name>[__<param>]`` of the net's callbacks, or None when
+        they cannot be built here."""
+        if self._callbacks is None and self.net.callbacks != "disable":
+            try:
+                probe = clone(self.net).initialize_callbacks()
+            except Exception:  # built at training, which will say what is wrong
+                return None
+            self._callbacks = {
+                k for k in probe.get_params(deep=True) if k.startswith("callbacks__")
+            }
+        return self._callbacks if self.net.callbacks != "disable" else set()
+
+    def prefixes(self) -> set | None:
+        """The prefixes that the initialised net routes (a subclass may add its
+        own modules), or None when it cannot be initialised here."""
+        if self._prefixes is None:
+            try:
+                self._prefixes = set(clone(self.net).initialize().prefixes_)
+            except Exception:  # initialised at training, which will say why
+                return None
+        return self._prefixes
+
+    def _replaced(self) -> bool:
+        return any(
+            n == f"{self.prefix}callbacks"
+            or (n.startswith(f"{self.prefix}callbacks__") and n.count("__") == 1)
+            for n in self.given
+        )
+
+
+def _claimed(name, distribution, net, step) -> bool:
+    """Whether a family claims the name: its own checks then say what is wrong
+    (a criterion argument of the wrong criterion, say)."""
+    local = _net_name(name, step)
+    if isinstance(distribution, Tuned | Sampled):
+        distribution = distribution.distribution
+    return local is not None and claiming_family(local, distribution, net) is not None
+
+
+def _arguments(component) -> set | None:
+    """Keyword arguments the class of a net's component takes (None: any)."""
+    if component is None:
+        return None
+    cls = component if isinstance(component, type) else type(component)
+    try:
+        parameters = inspect.signature(cls).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        return None
+    return {p.name for p in parameters if p.kind is not p.VAR_POSITIONAL}
+
+
+def _unknown_names_message(unknown, known) -> str:
+    candidates = known.candidates()
+    parts = []
+    for name in unknown:
+        prefixed = f"{known.prefix}{name}"
+        if known.prefix and known.accepts(prefixed):
+            close = [prefixed]
+        else:
+            close = difflib.get_close_matches(name, candidates, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else "no close match"
+        parts.append(f"{name!r} ({hint})")
+    where = "" if known.step is None else f", each prefixed '{known.step}__'"
+    return (
+        f"param_distributions names {len(unknown)} parameter(s) that the estimator "
+        f"cannot be given: {', '.join(parts)}. Nothing was trained. Each name must "
+        "be one that estimator.get_params() lists, a 'callbacks__<name>__<param>' "
+        "of the net's callbacks, or a 'module__', 'criterion__' or 'optimizer__' "
+        f"argument that the net's module, criterion or optimizer class accepts{where}. "
+        "Fix the spelling, or see estimator.get_params().keys()."
+    )
 
 
 def make_candidates(subspaces, n_iter, random_state) -> list[Candidate]:
@@ -244,7 +433,10 @@ def make_candidates(subspaces, n_iter, random_state) -> list[Candidate]:
         raise InvalidHyperparameterError(
             f"The outer search space is not usable: {exc}"
         ) from exc
-    return [Candidate(d.pop(_SUBSPACE), d) for d in draws]
+    # Draws and numpy grids hold numpy scalars: best_params_ holds Python ones.
+    return [
+        Candidate(d.pop(_SUBSPACE), {k: _plain(v) for k, v in d.items()}) for d in draws
+    ]
 
 
 def as_candidates(candidates, subspaces) -> list[Candidate]:

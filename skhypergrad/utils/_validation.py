@@ -15,6 +15,7 @@ from sklearn.utils._param_validation import (  # noqa: F401  (re-exported)
 from sklearn.utils._param_validation import (
     InvalidParameterError as _SklearnInvalidParameterError,
 )
+from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import validate_data
 
 from ..exceptions import InvalidInputError, InvalidInputTypeError, SkHypergradError
@@ -65,6 +66,37 @@ def check_features(estimator, X, *, reset: bool) -> None:
         validate_data(estimator, X, reset=reset, skip_check_array=True)
     except ValueError as exc:
         raise InvalidInputError(str(exc)) from exc
+
+
+def check_class_labels(y, estimator_name: str) -> None:
+    """Refuse a classifier's target that is not class labels, in scikit-learn's
+    words (``type_of_target``: continuous values, for instance).
+
+    Parameters
+    ----------
+    y : ndarray
+    estimator_name : str
+        The classifier's class name, for the message.
+
+    Raises
+    ------
+    InvalidInputError
+    """
+    try:
+        check_classification_targets(y)
+    except ValueError as exc:
+        try:
+            values = np.unique(y).tolist()
+        except TypeError:  # labels of mixed types cannot be sorted
+            values = list(dict.fromkeys(np.ravel(y).tolist()))
+        shown = ", ".join(
+            f"{v:.4g}" if isinstance(v, float) else repr(v) for v in values[:3]
+        )
+        raise InvalidInputError(
+            f"{exc} The classifier {estimator_name} was given a y of dtype "
+            f"{y.dtype} with {len(values)} distinct values (e.g. {shown}). Pass "
+            "class labels, or use a NeuralNetRegressor for a continuous target."
+        ) from exc
 
 
 def as_array(X, **kwargs):

@@ -99,7 +99,10 @@ def test_search_saved_on_cuda_loads_and_predicts_on_cpu(
     )
     data = pickle.dumps(search)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.warns(DeviceWarning, match="no CUDA devices"):
+    with (
+        pytest.warns(DeviceWarning, match="no CUDA devices"),
+        pytest.warns(DeviceWarning, match="requested device .cuda. is not available"),
+    ):
         loaded = pickle.loads(data)
     assert torch.device(loaded.best_estimator_.device).type == "cpu"
     np.testing.assert_array_equal(loaded.predict_proba(X), expected)

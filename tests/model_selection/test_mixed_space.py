@@ -514,7 +514,7 @@ def test_tuned_dropout_follows_its_hypergradient(classification_data, make_class
 @pytest.mark.parametrize(
     ("space", "match"),
     [
-        ({"optimizer__momentum": Tuned(uniform(0.1, 0.9))}, "family can tune"),
+        ({"optimizer__eps": Tuned(uniform(1e-9, 1e-7))}, "family can tune"),
         ({"module__dropout": Tuned([0.1, 0.2])}, "a continuous range"),
         ({"module__dropout": uniform(0.0, 2.0)}, r"must lie in \[0, 1\)"),
     ],

@@ -22,6 +22,7 @@ from skhypergrad import (
     bilevel,
 )
 from skhypergrad.exceptions import (
+    BoundaryValueWarning,
     HyperstepSkippedWarning,
     InvalidInputError,
     SolverDivergedError,
@@ -227,7 +228,8 @@ def test_hyperparameter_driven_to_bound_is_recorded(
     monkeypatch.setattr(bilevel, "hypergradient", _fake_hypergradient([-1.0] * 100))
     space = {"optimizer__weight_decay": loguniform(1e-5, 1e-3)}
     search = _search(make_classifier(max_epochs=12), space, warmup=1, hyper_lr=1.0)
-    search.fit(X, y)
+    with pytest.warns(BoundaryValueWarning, match="reached the upper bound"):
+        search.fit(X, y)
     assert "optimizer__weight_decay" in search.path_["at_bound"][-1]
     assert search.best_params_["optimizer__weight_decay"] == pytest.approx(1e-3)
 

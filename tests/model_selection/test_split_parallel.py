@@ -122,9 +122,12 @@ def test_a_failed_split_is_scored_error_score_and_its_sibling_tunes(
     net = make_classifier(max_epochs=4, callbacks=[FailOnShortSplit()])
     space = {"optimizer__weight_decay": DECAY}
 
-    with pytest.warns(FitFailedWarning, match="failed"):
+    # sklearn's ranking then warns of the failed split's NaN score.
+    nan_score = pytest.warns(UserWarning, match="test scores are non-finite")
+    with pytest.warns(FitFailedWarning, match="failed"), nan_score:
         serial = _search(net, space, cv=KFold(2), n_jobs=1).fit(X, y)
-    with pytest.warns(FitFailedWarning, match="failed"):
+    nan_score = pytest.warns(UserWarning, match="test scores are non-finite")
+    with pytest.warns(FitFailedWarning, match="failed"), nan_score:
         parallel = _search(net, space, cv=KFold(2), n_jobs=2).fit(X, y)
 
     assert by_split

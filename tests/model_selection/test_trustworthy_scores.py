@@ -57,7 +57,9 @@ def test_split_scores_are_those_of_the_reported_values_trained_as_constants(
     # order) for a one-candidate search: here with the reported values fixed.
     fixed = HypergradSearchCV(
         net, _constants_as_grid(params), cv=KFold(3), random_state=0, refit=False
-    ).fit(X, y)
+    )
+    with pytest.warns(UserWarning, match="is given as a list"):
+        fixed.fit(X, y)
 
     for key in (
         "split0_test_score",
