@@ -32,3 +32,26 @@ def test_readme_says_how_to_serve_the_built_pages():
     # Right after the build command: a way that works without a browser.
     assert "python -m http.server -d docs/_build/html" in readme[build : build + 300]
     assert "python -m webbrowser" not in readme
+
+
+def _readme_example():
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    return readme.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_readme_first_example_runs_as_written(capsys, monkeypatch, tmp_path):
+    import warnings
+
+    monkeypatch.chdir(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the first example a user runs is quiet
+        exec(compile(_readme_example(), "README.md", "exec"), {"__name__": "__main__"})
+    out = capsys.readouterr().out
+    # What the README says a user sees: the tuned decay, the scores, 8 rows.
+    assert "'optimizer__weight_decay':" in out
+    cv, test = re.search(
+        r"CV accuracy (\d\.\d+), test accuracy (\d\.\d+)", out
+    ).groups()
+    assert float(cv) > 0.9
+    assert float(test) > 0.9
+    assert len([line for line in out.splitlines() if "0.0" in line[:12]]) == 8

@@ -162,7 +162,8 @@ def _run_constants(
 
 
 def _mean_loss(row) -> float:
-    losses = [o["loss"] for o in row["out"] if o["fit_error"] is None]
+    """Mean validation loss of the splits that trained (NaN if none did)."""
+    losses = [o["loss"] for o in row["out"] if np.isfinite(o["loss"])]
     return float(np.mean(losses)) if losses else math.nan
 
 
@@ -208,7 +209,7 @@ def _start_task(task):
 def _lower_loss(task, row, tuned, start):
     """The constant training to report: the tuned values', unless the starting
     values' reached a lower mean validation loss (then the row reports them)."""
-    loss = [_mean_loss(r["out"]) for r in (tuned, start)]
+    loss = [_mean_loss(r) for r in (tuned, start)]
     if not np.isfinite(loss[1]) or (np.isfinite(loss[0]) and loss[0] <= loss[1]):
         return tuned
     logger.info(
@@ -224,14 +225,6 @@ def _lower_loss(task, row, tuned, start):
     row["params"].update(task.start)
     row["tuned_values_kept"] = False
     return start
-
-
-def _mean_loss(out) -> float:
-    """Mean validation loss of the splits that trained (NaN if none did),
-    as ``np.nanmean`` without its warning for an all-NaN list."""
-    loss = np.asarray([o["loss"] for o in out], dtype=float)
-    loss = loss[~np.isnan(loss)]
-    return float(loss.mean()) if loss.size else float("nan")
 
 
 def _merge(row, new) -> None:
