@@ -37,8 +37,9 @@ class SearchProgress:
             f"({n_starts} starting point{'s' if n_starts > 1 else ''} each), "
             f"totalling {len(tasks) * n_splits} trainings"
             + (
-                "; then every split trains the tuned values (and where all are "
-                "scalars, the starting values) again as constants (rescore=True)"
+                "; then every split trains the tuned values again as constants "
+                "(and the starting values where the tuned ones look suspect; "
+                "rescore=True)"
                 if rescore and any(t.entries for t in tasks)
                 else ""
             )

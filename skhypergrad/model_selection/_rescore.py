@@ -93,9 +93,8 @@ def rescore(
     """Replace the rows' split results with those of constant-value trainings.
 
     Every (training, split) pair is one joblib job: they are independent.
-    First the tuned values are trained; then, for the candidates where those
-    validated worse as constants than the tuning did (by more than
-    :data:`CONSTANT_TOL`), the starting values.
+    First the tuned values are trained; then, for the candidates whose tuned
+    values look suspect (``_constants_fell_short``), the starting values.
 
     Returns
     -------

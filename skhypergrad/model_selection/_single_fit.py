@@ -183,18 +183,28 @@ class _SingleFit(HypergradSearchCV):
         if not estimators:  # error_score="raise": not reached in practice
             raise AllFitsFailedError(f"{type(self).__name__}: the training failed.")
         self.best_estimator_ = estimators[0]
-        _restore_rows(self.best_estimator_, step)
+        _keep_reported_callbacks(self.best_estimator_, self.best_params_, step)
         self.refit_time_ = 0.0
 
 
-def _restore_rows(estimator, step) -> None:
-    """Give the kept net's skhypergrad callbacks their values for every row of
-    ``X`` again (a split kept its own rows' part), so that its parameters are
-    the reported ones and ``clone(best_estimator_).fit(X, y)`` works."""
+def _keep_reported_callbacks(estimator, best_params, step) -> None:
+    """Give the kept net's callbacks the reported values, so that its
+    parameters are ``best_params_`` and ``clone(best_estimator_).fit(X, y)``
+    works: skhypergrad's callbacks get their values for every row of ``X``
+    back (a split kept its own rows' part), and every reported
+    ``callbacks__<name>__<param>`` is set on its callback (a net kept with
+    ``rescore=False`` trained with the moving values). Only callbacks: setting
+    a module or optimizer parameter would re-initialise the trained net."""
     net = estimator.steps[-1][1] if step is not None else estimator
-    for _, callback in net.callbacks_:
+    callbacks = dict(net.callbacks_)
+    for callback in callbacks.values():
         if isinstance(callback, SearchCallback):
             callback.restore_rows()
+    prefix = "" if step is None else f"{step}__"
+    for key, value in best_params.items():
+        name, _, param = key.removeprefix(prefix).partition("__")[2].partition("__")
+        if key.removeprefix(prefix).startswith("callbacks__") and name in callbacks:
+            callbacks[name].set_params(**{param: value})
 
 
 _DOC = """{summary}

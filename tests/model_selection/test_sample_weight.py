@@ -346,11 +346,14 @@ def test_an_unnamed_callback_is_found_by_its_class_name(
     assert search.fit(X, y).best_params_[name].shape == (120,)
 
 
+@pytest.mark.parametrize("rescore", [True, False])
 def test_single_fit_estimator_holds_the_reported_weights(
-    make_classifier, classification_data
+    make_classifier, classification_data, rescore
 ):
     X, y = classification_data
-    model = HypergradClassifier(_weighted(make_classifier), SPACE, random_state=0)
+    model = HypergradClassifier(
+        _weighted(make_classifier), SPACE, random_state=0, rescore=rescore
+    )
     model.fit(X, y)
 
     weight = model.best_params_[NAME]
