@@ -36,86 +36,99 @@ from bench_search import (
 from scipy.stats import loguniform, uniform
 
 from skhypergrad import HypergradSearchCV, Tuned
-from skhypergrad.hypergrad import CG
+from skhypergrad.hypergrad import CG, CosineSchedule
 
 # label: keyword arguments of HypergradSearchCV (everything else default).
 # Every setting names the learning rate, its schedule and Adam's betas, so that
 # a rerun means the same thing after the defaults change. "b(x,y)": betas;
 # without one, Adam's usual (0.9, 0.999), the defaults before this sweep.
 _B = "hyper_optimizer__betas"
-_OLD = {"hyper_lr_schedule": "constant", _B: (0.9, 0.999)}
-_COS = {"hyper_lr_schedule": "cosine"}
+_OLD = {"hyper_optimizer__schedule": None, _B: (0.9, 0.999)}
+_COS = {"hyper_optimizer__schedule": CosineSchedule(0.1)}
 CONFIGS = {
-    "lr0.2 (old default)": {**_OLD, "hyper_lr": 0.2},
-    "lr0.5": {**_OLD, "hyper_lr": 0.5},
-    "lr1.0": {**_OLD, "hyper_lr": 1.0},
-    "lr0.3": {**_OLD, "hyper_lr": 0.3},
-    "lr0.5 cosine": {**_OLD, **_COS, "hyper_lr": 0.5},
-    "lr1.0 cosine": {**_OLD, **_COS, "hyper_lr": 1.0},
+    "lr0.2 (old default)": {**_OLD, "hyper_optimizer__lr": 0.2},
+    "lr0.5": {**_OLD, "hyper_optimizer__lr": 0.5},
+    "lr1.0": {**_OLD, "hyper_optimizer__lr": 1.0},
+    "lr0.3": {**_OLD, "hyper_optimizer__lr": 0.3},
+    "lr0.5 cosine": {**_OLD, **_COS, "hyper_optimizer__lr": 0.5},
+    "lr1.0 cosine": {**_OLD, **_COS, "hyper_optimizer__lr": 1.0},
     "lr0.5 cosine b(0,.9)": {
         **_COS,
-        "hyper_lr": 0.5,
+        "hyper_optimizer__lr": 0.5,
         "hyper_optimizer__betas": (0.0, 0.9),
     },
     "lr1.0 cosine b(0,.9)": {
         **_COS,
-        "hyper_lr": 1.0,
+        "hyper_optimizer__lr": 1.0,
         "hyper_optimizer__betas": (0.0, 0.9),
     },
     "lr0.5 cosine b(.5,.9)": {
         **_COS,
-        "hyper_lr": 0.5,
+        "hyper_optimizer__lr": 0.5,
         "hyper_optimizer__betas": (0.5, 0.9),
     },
     "lr1.0 cosine b(.5,.9)": {
         **_COS,
-        "hyper_lr": 1.0,
+        "hyper_optimizer__lr": 1.0,
         "hyper_optimizer__betas": (0.5, 0.9),
     },
-    "defaults, cg-3, batch 128": {"solver": CG(max_iter=3), "hyper_batch_size": 128},
-    "defaults, cg-3, batch 64": {"solver": CG(max_iter=3), "hyper_batch_size": 64},
-    "lr0.5 warmup1": {**_OLD, "hyper_lr": 0.5, "warmup": 1},
+    "defaults, cg-3, batch 128": {
+        "solver": CG(max_iter=3),
+        "hyper_optimizer__batch_size": 128,
+    },
+    "defaults, cg-3, batch 64": {
+        "solver": CG(max_iter=3),
+        "hyper_optimizer__batch_size": 64,
+    },
+    "lr0.5 warmup1": {**_OLD, "hyper_optimizer__lr": 0.5, "hyper_optimizer__warmup": 1},
     # The Gauss-Newton solver (the default since the dropout study): how much
     # of its cost (CG iterations x hyper-step batch) the tuning needs, and
     # whether starting each solve from the split's previous solution helps.
-    "gn10 b256 (default)": {"solver": gauss_newton(10), "hyper_batch_size": 256},
-    "gn5 b256": {"solver": gauss_newton(5), "hyper_batch_size": 256},
-    "gn5 b128": {"solver": gauss_newton(5), "hyper_batch_size": 128},
-    "gn3 b128": {"solver": gauss_newton(3), "hyper_batch_size": 128},
+    "gn10 b256 (default)": {
+        "solver": gauss_newton(10),
+        "hyper_optimizer__batch_size": 256,
+    },
+    "gn5 b256": {"solver": gauss_newton(5), "hyper_optimizer__batch_size": 256},
+    "gn5 b128": {"solver": gauss_newton(5), "hyper_optimizer__batch_size": 128},
+    "gn3 b128": {"solver": gauss_newton(3), "hyper_optimizer__batch_size": 128},
     "gn5 b128 warm": {
         "solver": gauss_newton(5, warm_start=True),
-        "hyper_batch_size": 128,
+        "hyper_optimizer__batch_size": 128,
     },
     "gn3 b128 warm": {
         "solver": gauss_newton(3, warm_start=True),
-        "hyper_batch_size": 128,
+        "hyper_optimizer__batch_size": 128,
     },
     # Half the hyper-steps (the overhead target of Section 2c), larger steps.
     "gn5 b128 interval2 lr1.0": {
         "solver": gauss_newton(5),
-        "hyper_batch_size": 128,
-        "hyper_interval": 2,
-        "hyper_lr": 1.0,
+        "hyper_optimizer__batch_size": 128,
+        "hyper_optimizer__interval": 2,
+        "hyper_optimizer__lr": 1.0,
     },
     "gn5 b128 interval2 lr0.5": {
         "solver": gauss_newton(5),
-        "hyper_batch_size": 128,
-        "hyper_interval": 2,
-        "hyper_lr": 0.5,
+        "hyper_optimizer__batch_size": 128,
+        "hyper_optimizer__interval": 2,
+        "hyper_optimizer__lr": 0.5,
     },
     "gn10 b128 interval2 lr1.0": {
         "solver": gauss_newton(10),
-        "hyper_batch_size": 128,
-        "hyper_interval": 2,
-        "hyper_lr": 1.0,
+        "hyper_optimizer__batch_size": 128,
+        "hyper_optimizer__interval": 2,
+        "hyper_optimizer__lr": 1.0,
     },
     "gn10 b256 interval2 lr1.0": {
         "solver": gauss_newton(10),
-        "hyper_batch_size": 256,
-        "hyper_interval": 2,
-        "hyper_lr": 1.0,
+        "hyper_optimizer__batch_size": 256,
+        "hyper_optimizer__interval": 2,
+        "hyper_optimizer__lr": 1.0,
     },
-    "lr0.5 avg-last-step": {**_OLD, "hyper_lr": 0.5, "average_last": 0.01},
+    "lr0.5 avg-last-step": {
+        **_OLD,
+        "hyper_optimizer__lr": 0.5,
+        "hyper_optimizer__average_last": 0.01,
+    },
 }
 DEFAULT_DATASETS = ("digits_noise20", "digits300_noise20", "synthetic5000", "diabetes")
 

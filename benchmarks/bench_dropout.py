@@ -43,7 +43,7 @@ from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV
 
 from skhypergrad import HypergradSearchCV, Tuned
-from skhypergrad.hypergrad import CG, get_solver
+from skhypergrad.hypergrad import CG, OuterOptimizer, get_solver
 
 RATES = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
 DECAYS = [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1]
@@ -72,29 +72,29 @@ GGN20 = CG(max_iter=20, damping=1e-3, curvature="gauss-newton")
 # HypergradSearchCV arguments): how many CG iterations and samples per
 # hyper-step dropout needs.
 VARIANTS = {
-    "gn5 b128": {"solver": gauss_newton(5), "hyper_batch_size": 128},
-    "gn10 b128": {"solver": gauss_newton(10), "hyper_batch_size": 128},
-    "gn10 b256": {"solver": gauss_newton(10), "hyper_batch_size": 256},
-    "gn20 b128": {"solver": gauss_newton(20), "hyper_batch_size": 128},
-    "gn20 b64": {"solver": gauss_newton(20), "hyper_batch_size": 64},
+    "gn5 b128": {"solver": gauss_newton(5), "hyper_optimizer__batch_size": 128},
+    "gn10 b128": {"solver": gauss_newton(10), "hyper_optimizer__batch_size": 128},
+    "gn10 b256": {"solver": gauss_newton(10), "hyper_optimizer__batch_size": 256},
+    "gn20 b128": {"solver": gauss_newton(20), "hyper_optimizer__batch_size": 128},
+    "gn20 b64": {"solver": gauss_newton(20), "hyper_optimizer__batch_size": 64},
     "gn5 b128 warm": {
         "solver": gauss_newton(5, warm_start=True),
-        "hyper_batch_size": 128,
+        "hyper_optimizer__batch_size": 128,
     },
     "gn10 b128 warm": {
         "solver": gauss_newton(10, warm_start=True),
-        "hyper_batch_size": 128,
+        "hyper_optimizer__batch_size": 128,
     },
     # with --hyper-interval 2: half the hyper-steps, twice the step
     "gn5 b128 lr1.0": {
         "solver": gauss_newton(5),
-        "hyper_batch_size": 128,
-        "hyper_lr": 1.0,
+        "hyper_optimizer__batch_size": 128,
+        "hyper_optimizer__lr": 1.0,
     },
     "gn10 b128 lr1.0": {
         "solver": gauss_newton(10),
-        "hyper_batch_size": 128,
-        "hyper_lr": 1.0,
+        "hyper_optimizer__batch_size": 128,
+        "hyper_optimizer__lr": 1.0,
     },
 }
 
@@ -103,7 +103,7 @@ def searches(pipe, seed, study, interval=1, variants=None):
     name, values, distribution, _, _ = STUDIES[study]
     # A dropout range is drawn by the outer search unless wrapped in Tuned.
     space = {name: Tuned(distribution) if study == "dropout" else distribution}
-    common = {"cv": 3, "random_state": seed, "hyper_interval": interval}
+    common = {"cv": 3, "random_state": seed, "hyper_optimizer__interval": interval}
     grid = {
         f"GridSearchCV, {len(values)} values": GridSearchCV(pipe, {name: values}, cv=3)
     }
@@ -121,7 +121,7 @@ def searches(pipe, seed, study, interval=1, variants=None):
             pipe, space, solver="cg", **common
         ),
         f"HypergradSearchCV, default (Gauss-Newton cg-{solver.max_iter}, "
-        f"batch {default.hyper_batch_size})": default,
+        f"batch {OuterOptimizer().batch_size})": default,
         "HypergradSearchCV, Gauss-Newton cg-20": HypergradSearchCV(
             pipe, space, solver=GGN20, **common
         ),

@@ -63,19 +63,19 @@ REMEDIES = {
     "per weight, 70% validation": ("per weight", {"cv": 0.7}, 256, WD_RANGE),
     "per weight, hyper_lr=0.05": (
         "per weight",
-        {"cv": 5, "hyper_lr": 0.05},
+        {"cv": 5, "hyper_optimizer__lr": 0.05},
         256,
         WD_RANGE,
     ),
     "per weight, hyper_interval=4": (
         "per weight",
-        {"cv": 5, "hyper_interval": 4},
+        {"cv": 5, "hyper_optimizer__interval": 4},
         256,
         WD_RANGE,
     ),
     "per weight, hyper_batch_size=1024": (
         "per weight",
-        {"cv": 5, "hyper_batch_size": 1024},
+        {"cv": 5, "hyper_optimizer__batch_size": 1024},
         256,
         WD_RANGE,
     ),

@@ -45,8 +45,8 @@ SEARCHES = {
     "global": ({WD: RANGE}, {}),
     "per layer": ({WD: PerLayer(RANGE)}, {}),
     "per weight": ({WD: PerParameter(RANGE)}, {}),
-    "global, hyper_interval=2": ({WD: RANGE}, {"hyper_interval": 2}),
-    "global, hyper_interval=4": ({WD: RANGE}, {"hyper_interval": 4}),
+    "global, hyper_interval=2": ({WD: RANGE}, {"hyper_optimizer__interval": 2}),
+    "global, hyper_interval=4": ({WD: RANGE}, {"hyper_optimizer__interval": 4}),
 }
 
 

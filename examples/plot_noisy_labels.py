@@ -51,7 +51,11 @@ torch.set_num_threads(2)
 NOISE, N_TRUSTED = 0.4, 250
 SPACE = {"callbacks__weights__weight": PerSample(loguniform(1e-3, 1.0))}
 # A hyper-step after every epoch, on 512 training rows at a time.
-HYPER = {"hyper_batch_size": 512, "hyper_lr": 0.1, "warmup": 1}
+HYPER = {
+    "hyper_optimizer__batch_size": 512,
+    "hyper_optimizer__lr": 0.1,
+    "hyper_optimizer__warmup": 1,
+}
 
 
 def noisy_digits(seed):

@@ -31,6 +31,7 @@ _LAZY = {
     "InvalidHyperparameterError": "skhypergrad.exceptions",
     "InvalidInputError": "skhypergrad.exceptions",
     "InvalidInputTypeError": "skhypergrad.exceptions",
+    "InvalidOptionError": "skhypergrad.exceptions",
     "InvalidSolverError": "skhypergrad.exceptions",
     "UnsupportedEstimatorError": "skhypergrad.exceptions",
     "ParallelWorkerError": "skhypergrad.exceptions",

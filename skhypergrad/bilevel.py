@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 import torch
+from sklearn.utils import _safe_indexing
 from torch.func import functional_call
 
 from .hypergrad import (
@@ -24,21 +25,6 @@ from .hypergrad import (
     unrolled_hypergradient,
 )
 from .penalties import parameter_layout, trainable_parameters
-
-
-def take_rows(X, indices):
-    """Rows ``indices`` of an array or a DataFrame.
-
-    Parameters
-    ----------
-    X : array-like or pandas.DataFrame
-    indices : array of int
-
-    Returns
-    -------
-    rows : same type as ``X``
-    """
-    return X.iloc[indices] if hasattr(X, "iloc") else X[indices]
 
 
 def sample_batch(X, y, size, generator, return_index=False):
@@ -62,7 +48,7 @@ def sample_batch(X, y, size, generator, return_index=False):
     n = len(X)
     index = torch.randperm(n, generator=generator)[: min(size, n)].numpy()
     index.sort()
-    Xb = torch.as_tensor(np.asarray(take_rows(X, index)))
+    Xb = torch.as_tensor(np.asarray(_safe_indexing(X, index)))
     yb = None if y is None else torch.as_tensor(np.asarray(y[index]))
     return (Xb, yb, index) if return_index else (Xb, yb)
 
@@ -348,6 +334,5 @@ __all__ = [
     "module_hypergradient",
     "net_hypergradient",
     "sample_batch",
-    "take_rows",
     "unrolled_part",
 ]

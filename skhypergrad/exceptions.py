@@ -36,7 +36,11 @@ class ParallelWorkerError(SkHypergradError, RuntimeError):
     """A joblib / Dask worker died while running part of the search."""
 
 
-class InvalidSolverError(SkHypergradError, ValueError):
+class InvalidOptionError(SkHypergradError, ValueError):
+    """An option of an engine object (a solver, the outer optimiser) is invalid."""
+
+
+class InvalidSolverError(InvalidOptionError):
     """A linear solver, or one of its options, is not one that can be used."""
 
 
@@ -67,6 +71,7 @@ __all__ = [
     "InvalidHyperparameterError",
     "InvalidInputError",
     "InvalidInputTypeError",
+    "InvalidOptionError",
     "InvalidSolverError",
     "ParallelWorkerError",
     "SkHypergradError",

@@ -2,6 +2,7 @@
 
 import doctest
 import pickle
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -18,12 +19,14 @@ from sklearn.utils.estimator_checks import (
 )
 from skorch import NeuralNetClassifier, NeuralNetRegressor
 from torch import nn
+from torch.func import functional_call
 from torch.nn import functional as F
 
 from skhypergrad import DatasetDistiller, InvalidParameterError
 from skhypergrad.exceptions import InvalidInputError, UnsupportedEstimatorError
+from skhypergrad.hypergrad import unrolled_hypergradient
 from skhypergrad.model_selection import _distill
-from skhypergrad.model_selection._distill import _outer_loss
+from skhypergrad.model_selection._distill import _losses
 
 
 class Tiny(nn.Module):
@@ -245,7 +248,7 @@ def test_error_when_module_outputs_do_not_match_classes(blobs):
 # --- the gradient -------------------------------------------------------------
 
 
-def _tiny_problem():
+def _tiny_problem(n_steps):
     """A smooth float64 problem small enough for central differences."""
     gen = torch.Generator().manual_seed(0)
     module = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2)).double()
@@ -256,29 +259,45 @@ def _tiny_problem():
     X_syn = torch.randn(2, 3, generator=gen, dtype=torch.float64)
     X_real = torch.randn(10, 3, generator=gen, dtype=torch.float64)
     y_real = torch.randint(0, 2, (10,), generator=gen)
+    y_syn = torch.tensor([0, 1])
 
     def loss(X, raw_lr):
-        fresh = {n: p.clone().requires_grad_() for n, p in params.items()}
-        return _outer_loss(
-            module,
-            lambda out, y, training: F.cross_entropy(out, y),
-            fresh,
-            X,
-            torch.tensor([0, 1]),
-            raw_lr,
-            X_real,
-            y_real,
-            inner_steps=4,
+        """The oracle: plain gradient steps on the rows, no graph kept."""
+        weights = dict(params)
+        for _ in range(n_steps):
+            w = {n: t.detach().requires_grad_() for n, t in weights.items()}
+            out = functional_call(module, w, (X,))
+            grads = torch.autograd.grad(F.cross_entropy(out, y_syn), list(w.values()))
+            weights = {n: w[n] - raw_lr.exp() * g for n, g in zip(w, grads)}
+        return F.cross_entropy(functional_call(module, weights, (X_real,)), y_real)
+
+    def hypergradient(rows, raw_lr):
+        """The distiller's gradient: its losses, unrolled by the engine."""
+        net = SimpleNamespace(
+            module_=module, get_loss=lambda out, y, training: F.cross_entropy(out, y)
+        )
+        inner, outer = _losses(net, list(params), {}, rows, y_syn, (X_real, y_real))
+        return unrolled_hypergradient(
+            inner,
+            outer,
+            list(params.values()),
+            [rows, raw_lr],
+            lambda _: {"lr": [raw_lr.exp()] * len(params)},
+            n_steps=n_steps,
+            inner_depends=True,
         )
 
-    return loss, X_syn
+    return loss, hypergradient, X_syn
 
 
-def test_gradient_in_synthetic_rows_matches_finite_differences():
-    loss, X_syn = _tiny_problem()
+# One step: the rows reach the real loss only through the first step's
+# gradient, which the engine differentiates only with inner_depends=True.
+@pytest.mark.parametrize("n_steps", [1, 4])
+def test_gradient_in_synthetic_rows_matches_finite_differences(n_steps):
+    loss, hypergradient, X_syn = _tiny_problem(n_steps)
     raw_lr = torch.tensor(np.log(0.5), dtype=torch.float64, requires_grad=True)
     rows = X_syn.clone().requires_grad_()
-    grad_rows, grad_lr = torch.autograd.grad(loss(rows, raw_lr), [rows, raw_lr])
+    grad_rows, grad_lr = hypergradient(rows, raw_lr)
     eps = 1e-6
     numeric = torch.zeros_like(X_syn)
     for index in np.ndindex(*X_syn.shape):

@@ -8,7 +8,8 @@ Examples
 from ._hvp import inner_gradient, make_ggnvp, make_hvp, mixed_vjp, top_eigenvalue
 from ._hypergradient import HypergradInfo, InnerParts, hypergradient
 from ._linear_solve import SolveInfo, cg, exact, identity, neumann
-from ._outer import OuterOptimizer, OuterState, TailAverage, cosine_schedule
+from ._outer import OuterOptimizer, OuterState
+from ._schedule import CosineSchedule, TailAverage
 from ._solvers import CG, SOLVERS, Exact, Identity, Neumann, get_solver, solver_name
 from ._unroll import (
     UnrollInfo,
@@ -20,6 +21,7 @@ from ._unroll import (
 
 __all__ = [
     "CG",
+    "CosineSchedule",
     "SOLVERS",
     "Exact",
     "HypergradInfo",
@@ -33,7 +35,6 @@ __all__ = [
     "UnrollInfo",
     "adam_update",
     "cg",
-    "cosine_schedule",
     "exact",
     "get_solver",
     "hypergradient",

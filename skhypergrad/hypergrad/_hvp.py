@@ -1,4 +1,13 @@
-"""Hessian-vector and mixed second-derivative products by double backward."""
+"""Hessian-vector and mixed second-derivative products by double backward.
+
+Why not ``torch.func.hvp`` / ``jvp``: those take a function and run its
+forward pass again for every product. A solver calls the product 5 to 40
+times per hyper-step on one minibatch; double backward through the one graph
+built by :func:`inner_gradient` reuses that forward pass, and so the same
+relaxed dropout mask and input noise in every product, which the curvature of
+one stochastic objective needs (a fresh mask per product would make conjugate
+gradient solve a different system at each iteration).
+"""
 
 from __future__ import annotations
 

@@ -24,38 +24,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
-from torch.optim.swa_utils import AveragedModel
 
-__all__ = ["OuterOptimizer", "OuterState", "TailAverage", "cosine_schedule"]
+from ._options import (
+    Options,
+    check_int,
+    check_non_negative,
+    invalid,
+    is_positive,
+)
+from ._schedule import CosineSchedule, TailAverage, make_scheduler
 
+__all__ = ["OuterOptimizer", "OuterState"]
 
-def cosine_schedule(final_fraction: float = 0.1) -> Callable:
-    """Make a cosine schedule of the outer optimiser's rate.
-
-    The rate falls from its first value to ``final_fraction`` of it over the
-    planned steps (``torch.optim.lr_scheduler.CosineAnnealingLR``).
-
-    Parameters
-    ----------
-    final_fraction : float, default=0.1
-        Last rate over first rate.
-
-    Returns
-    -------
-    schedule : callable
-        ``schedule(optimizer, n_steps) -> LRScheduler or None`` (None for a
-        single step, which has nothing to anneal).
-    """
-
-    def schedule(optimizer, n_steps):
-        if n_steps <= 1:
-            return None
-        first = optimizer.param_groups[0]["lr"]
-        return torch.optim.lr_scheduler.CosineAnnealingLR(
-            optimizer, T_max=n_steps - 1, eta_min=first * final_fraction
-        )
-
-    return schedule
+_COSINE = CosineSchedule(0.1)
 
 
 @dataclass
@@ -99,20 +80,53 @@ class OuterState:
     _before: list = field(default_factory=list, repr=False)
 
 
-class OuterOptimizer:
-    """Gradient steps on raw hyperparameters, kept where the validation loss is low.
+class OuterOptimizer(Options):
+    """The outer optimisation: when to step, how, and which values to report.
+
+    A ``torch.optim`` optimiser moves the raw (log / logit) hyperparameters
+    along their hypergradients; its rate follows a schedule over the planned
+    hyper-steps; each step is projected into the bounds and judged by the
+    validation loss it leads to; the reported values are averaged over the
+    last steps. :class:`~skhypergrad.HypergradSearchCV` and the single-fit
+    estimators take one as ``hyper_optimizer``, or build one from
+    ``hyper_optimizer=<torch optimiser class>`` and ``hyper_optimizer__<name>``
+    arguments (an option below, or else an argument of the torch optimiser).
 
     Parameters
     ----------
     optimizer : type, default=torch.optim.Adam
         A ``torch.optim.Optimizer`` class.
     lr : float, default=0.5
-        Its first learning rate, in raw units.
+        Its first learning rate, in raw units: with Adam a step changes a
+        log-scaled value by up to a factor ``exp(lr)``.
     optimizer_kwargs : dict or None, default=None
-        Its other arguments (e.g. ``{"betas": (0.0, 0.9)}``).
-    schedule : callable or None, default=None
-        ``schedule(optimizer, n_steps) -> LRScheduler or None``, e.g.
-        :func:`cosine_schedule`; None keeps the rate constant.
+        Its other arguments (e.g. ``{"momentum": 0.9}`` for SGD). Adam's
+        ``betas`` default to ``(0.0, 0.9)`` here (no momentum), chosen by a
+        sweep (docs/benchmarks.md): it follows the lag between a
+        hyperparameter and the weights' response without overshooting. No
+        other class gets a default of this class's choosing.
+    schedule : type, callable or None, default=CosineSchedule(0.1)
+        The rate's schedule over the planned hyper-steps: a
+        ``torch.optim.lr_scheduler`` class (built with ``schedule_kwargs``; its
+        ``T_max``, ``total_iters`` or ``total_steps`` from the planned steps
+        when not given), a callable ``schedule(optimizer, n_steps) ->
+        LRScheduler or None`` such as :class:`CosineSchedule`, or None for a
+        constant rate. The default falls to a tenth of ``lr``.
+    schedule_kwargs : dict or None, default=None
+        Arguments of a scheduler class, e.g. ``{"step_size": 3}`` for
+        ``StepLR``.
+    warmup : int or "auto", default="auto"
+        Epochs of training before the first hyper-step; "auto" is a third of
+        the epochs.
+    interval : int, default=1
+        Epochs of training between hyper-steps.
+    batch_size : int, default=128
+        Training samples in the curvature of a hyper-step; validation
+        gradients use up to twice as many validation samples.
+    average_last : float, default=0.25
+        Share of the planned hyper-steps, counted from the end, whose accepted
+        raw values are averaged into the reported values (steadier than the
+        last value).
     tol : float or None, default=0.05
         Relative rise of the measured validation loss from one hyper-step to
         the next that rejects the step between them; None never rejects.
@@ -122,12 +136,17 @@ class OuterOptimizer:
     shrink : float, default=0.5
         Factor applied to the step size at each rejection.
 
+    See Also
+    --------
+    CosineSchedule : The default schedule.
+    TailAverage : The averaging of the last steps.
+
     Examples
     --------
     >>> import torch
     >>> from skhypergrad.hypergrad import OuterOptimizer
     >>> theta = torch.zeros(1, dtype=torch.float64, requires_grad=True)
-    >>> outer = OuterOptimizer(torch.optim.SGD, lr=0.1)
+    >>> outer = OuterOptimizer(torch.optim.SGD, lr=0.1, schedule=None)
     >>> state = outer.init([theta], [(-5.0, 5.0)], n_steps=20)
     >>> for _ in range(20):
     ...     loss = float((theta - 2) ** 2)
@@ -135,6 +154,8 @@ class OuterOptimizer:
     ...     record = outer.update(state, loss)
     >>> round(float(state.best[0]), 2), record["status"]
     (1.98, 'accepted')
+    >>> OuterOptimizer(warmup=2, interval=3).due_epochs(12)
+    [2, 5, 8, 11]
     """
 
     def __init__(
@@ -143,7 +164,12 @@ class OuterOptimizer:
         *,
         lr: float = 0.5,
         optimizer_kwargs: dict | None = None,
-        schedule: Callable | None = None,
+        schedule: type | Callable | None = _COSINE,
+        schedule_kwargs: dict | None = None,
+        warmup: int | str = "auto",
+        interval: int = 1,
+        batch_size: int = 128,
+        average_last: float = 0.25,
         tol: float | None = 0.05,
         shrink: float = 0.5,
     ):
@@ -151,15 +177,37 @@ class OuterOptimizer:
         self.lr = lr
         self.optimizer_kwargs = optimizer_kwargs
         self.schedule = schedule
+        self.schedule_kwargs = schedule_kwargs
+        self.warmup = warmup
+        self.interval = interval
+        self.batch_size = batch_size
+        self.average_last = average_last
         self.tol = tol
         self.shrink = shrink
 
-    def __repr__(self):
-        return (
-            f"OuterOptimizer({self.optimizer.__name__}, lr={self.lr}, "
-            f"optimizer_kwargs={self.optimizer_kwargs}, tol={self.tol}, "
-            f"shrink={self.shrink})"
-        )
+    def due_epochs(self, max_epochs: int) -> list[int]:
+        """Epochs after which a hyper-step is taken, for ``max_epochs`` epochs.
+
+        Parameters
+        ----------
+        max_epochs : int
+
+        Returns
+        -------
+        epochs : list of int
+            From the warm-up on, every ``interval`` epochs; none after the
+            last epoch (nothing would train with its values).
+        """
+        warmup = max(1, max_epochs // 3) if self.warmup == "auto" else self.warmup
+        return [
+            epoch
+            for epoch in range(max(1, warmup), max_epochs)
+            if (epoch - warmup) % self.interval == 0
+        ]
+
+    def tail(self, n_planned: int) -> TailAverage:
+        """The average of the last ``average_last`` of ``n_planned`` steps."""
+        return TailAverage(n_planned, self.average_last)
 
     def init(self, tensors, bounds, n_steps: int) -> OuterState:
         """Start a run on ``tensors`` (raw values, updated in place).
@@ -177,8 +225,11 @@ class OuterOptimizer:
         -------
         state : OuterState
         """
-        optimizer = self.optimizer(tensors, lr=self.lr, **(self.optimizer_kwargs or {}))
-        scheduler = None if self.schedule is None else self.schedule(optimizer, n_steps)
+        self._validate_options()
+        optimizer = self.optimizer(tensors, lr=self.lr, **self._optimizer_kwargs())
+        scheduler = make_scheduler(
+            self.schedule, self.schedule_kwargs, optimizer, n_steps
+        )
         return OuterState(
             tensors=list(tensors),
             bounds=list(bounds),
@@ -186,6 +237,60 @@ class OuterOptimizer:
             scheduler=scheduler,
             best=_copy(tensors),
         )
+
+    def _optimizer_kwargs(self) -> dict:
+        kwargs = dict(self.optimizer_kwargs or {})
+        if self.optimizer is torch.optim.Adam:
+            kwargs.setdefault("betas", (0.0, 0.9))
+        return kwargs
+
+    def _validate_options(self) -> None:
+        """Check every option; raise :class:`InvalidOptionError` naming it."""
+        if not is_positive(self.lr):
+            raise invalid(self, "lr", "a positive number")
+        for name in ("optimizer_kwargs", "schedule_kwargs"):
+            if not isinstance(getattr(self, name), dict | None):
+                raise invalid(self, name, "a dict or None")
+        self._check_classes()
+        if self.warmup != "auto" and not _is_count(self.warmup, low=0):
+            raise invalid(self, "warmup", "'auto' or an integer >= 0")
+        check_int(self, "interval", low=1)
+        check_int(self, "batch_size", low=1)
+        if not (is_positive(self.average_last) and self.average_last <= 1):
+            raise invalid(self, "average_last", "a number in (0, 1]")
+        if self.tol is not None:
+            check_non_negative(self, "tol")
+        if not (is_positive(self.shrink) and self.shrink <= 1):
+            raise invalid(self, "shrink", "a number in (0, 1]")
+
+    def _check_classes(self) -> None:
+        """The optimiser and the schedule can be built with their arguments."""
+        probe = [torch.zeros(1, requires_grad=True)]
+        try:
+            optimizer = self.optimizer(probe, lr=self.lr, **self._optimizer_kwargs())
+        except Exception as exc:
+            raise self._error(
+                f"OuterOptimizer cannot build optimizer={self.optimizer!r} with "
+                f"lr={self.lr!r} and {self._optimizer_kwargs()}: {exc} Give a "
+                "torch.optim.Optimizer class and its own arguments, e.g. "
+                "optimizer=torch.optim.Adam, optimizer_kwargs={'betas': (0.5, 0.9)} "
+                "(in a search: hyper_optimizer__betas=(0.5, 0.9))."
+            ) from exc
+        schedule = self.schedule
+        if schedule is not None and not callable(schedule):
+            raise invalid(
+                self, "schedule", "a torch.optim.lr_scheduler class, a callable or None"
+            )
+        try:
+            make_scheduler(schedule, self.schedule_kwargs, optimizer, 3)
+        except Exception as exc:
+            raise self._error(
+                f"OuterOptimizer cannot build schedule={schedule!r} with "
+                f"schedule_kwargs={self.schedule_kwargs!r}: {exc} Give a "
+                "torch.optim.lr_scheduler class and its arguments other than "
+                "the optimizer, e.g. schedule=torch.optim.lr_scheduler.StepLR, "
+                "schedule_kwargs={'step_size': 3}."
+            ) from exc
 
     def update(self, state: OuterState, loss: float, *, skip: str | None = None):
         """Judge the values by ``loss``, then step along the tensors' ``.grad``.
@@ -282,42 +387,8 @@ class OuterOptimizer:
             self.undo(state)
 
 
-class TailAverage:
-    """Mean of the raw values over the last hyper-steps of a run.
-
-    The last ``fraction`` of the planned hyper-steps count, through torch's
-    ``swa_utils.AveragedModel`` (a running mean, without a copy per step of a
-    million values).
-
-    Parameters
-    ----------
-    n_planned : int
-        Hyper-steps planned.
-    fraction : float
-        Share of them, counted from the end, whose values are averaged.
-    """
-
-    def __init__(self, n_planned: int, fraction: float):
-        self.start = n_planned - max(1, math.ceil(fraction * n_planned))
-        self.average = None
-
-    def add(self, index: int, tensors) -> None:
-        """Count the values after hyper-step ``index`` (None if it was not
-        accepted: the values it left are counted by the accepted ones)."""
-        if tensors is None or index < self.start:
-            return
-        values = torch.nn.ParameterList(
-            torch.nn.Parameter(t.detach(), requires_grad=False) for t in tensors
-        )
-        if self.average is None:
-            self.average = AveragedModel(values)
-        self.average.update_parameters(values)
-
-    def result(self, current) -> list:
-        """The mean, or the current values when no step was counted."""
-        if self.average is None:
-            return [t.detach().clone() for t in current]
-        return [p.detach().clone() for p in self.average.module]
+def _is_count(value, low: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
 
 
 def _copy(tensors) -> list:

@@ -6,16 +6,19 @@ options and their call only.
 
 from __future__ import annotations
 
-import inspect
 import math
 import numbers
-from typing import Any
 
 import torch
 
 from .._typing import HVP, TensorList
 from ..exceptions import InvalidSolverError, SolverDivergedError
 from ._hvp import top_eigenvalue
+from ._options import Options
+from ._options import check_int as _check_int
+from ._options import check_non_negative as _check_non_negative
+from ._options import invalid as _invalid
+from ._options import is_positive as _is_positive
 
 CURVATURES = ("hessian", "gauss-newton")
 
@@ -62,75 +65,14 @@ def _fill_doc(cls: type) -> type:
     return cls
 
 
-class _Solver:
+class _Solver(Options):
     """Options kept exactly as given; repr, equality and get/set_params.
 
     Subclasses take keyword-only options in ``__init__``, store each under its
-    own name, and implement ``_validate_options`` and ``__call__``. Like
-    scikit-learn estimators they are mutable, so they compare by value but
-    are not hashable.
+    own name, and implement ``_validate_options`` and ``__call__``.
     """
 
-    @classmethod
-    def _defaults(cls) -> dict[str, Any]:
-        parameters = inspect.signature(cls.__init__).parameters.values()
-        return {p.name: p.default for p in parameters if p.kind is p.KEYWORD_ONLY}
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """Return the options, as scikit-learn estimators do.
-
-        Parameters
-        ----------
-        deep : bool, default=True
-            Ignored: options hold no nested objects. Accepted so that a
-            solver nested in an estimator answers ``get_params(deep=True)``.
-
-        Returns
-        -------
-        params : dict
-            Option names mapped to their values.
-        """
-        return {name: getattr(self, name) for name in self._defaults()}
-
-    def set_params(self, **params: Any) -> _Solver:
-        """Set options, as scikit-learn estimators do (checked at the next call).
-
-        Parameters
-        ----------
-        **params : dict
-            Option names and their new values.
-
-        Returns
-        -------
-        self : solver
-            This solver, updated.
-        """
-        valid = list(self._defaults())
-        for name, value in params.items():
-            if name not in valid:
-                raise InvalidSolverError(
-                    f"{type(self).__name__} has no option {name!r}; its options are "
-                    f"{valid}."
-                )
-            setattr(self, name, value)
-        return self
-
-    def __repr__(self) -> str:
-        defaults = self._defaults()
-        changed = [
-            f"{name}={value!r}"
-            for name, value in self.get_params().items()
-            if not _is_default(value, defaults[name])
-        ]
-        return f"{type(self).__name__}({', '.join(changed)})"
-
-    def __eq__(self, other: object) -> bool:
-        if type(other) is not type(self):
-            return NotImplemented
-        return self.get_params() == other.get_params()
-
-    def _validate_options(self) -> None:
-        raise NotImplementedError
+    _error = InvalidSolverError
 
 
 def _damped(hvp: HVP, damping: float) -> HVP:
@@ -163,35 +105,6 @@ def _resolve_alpha(solver: _Solver, hvp: HVP, like: TensorList) -> float:
 
 
 # ----------------------------------------------------------------- validation
-def _is_default(value: Any, default: Any) -> bool:
-    return value is default or (type(value) is type(default) and value == default)
-
-
-def _invalid(solver: _Solver, name: str, expected: str) -> InvalidSolverError:
-    value = getattr(solver, name)
-    return InvalidSolverError(
-        f"Invalid option of {type(solver).__name__}: {name} must be {expected}, "
-        f"got {value!r} ({type(value).__name__})."
-    )
-
-
-def _is_real(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def _check_int(solver: _Solver, name: str, low: int) -> None:
-    value = getattr(solver, name)
-    is_int = isinstance(value, numbers.Integral) and not isinstance(value, bool)
-    if not (is_int and value >= low):
-        raise _invalid(solver, name, f"an integer >= {low}")
-
-
-def _check_non_negative(solver: _Solver, name: str) -> None:
-    value = getattr(solver, name)
-    if not (_is_real(value) and math.isfinite(value) and value >= 0):
-        raise _invalid(solver, name, "a finite number >= 0")
-
-
 def _check_choice(solver: _Solver, name: str, choices: tuple[str, ...]) -> None:
     if getattr(solver, name) not in choices:
         raise _invalid(solver, name, f"one of {choices}")
@@ -217,7 +130,3 @@ def _check_step_options(solver: _Solver) -> None:
     is_seed = isinstance(state, numbers.Integral) and not isinstance(state, bool)
     if not (state is None or is_seed or isinstance(state, torch.Generator)):
         raise _invalid(solver, "random_state", "None, an int or a torch.Generator")
-
-
-def _is_positive(value: Any) -> bool:
-    return _is_real(value) and math.isfinite(value) and value > 0

@@ -8,6 +8,14 @@ differentiable function of the learning rates (truncated back-propagation,
 Shaban et al., 2019). ``K = 1`` with SGD is the hypergradient of Baydin et
 al. (2018), ``-grad L_V(w_1) . grad L_T(w_0)``; a few steps with one rate per
 layer learn the rates as MAML++ does (Antoniou et al., 2019).
+
+The steps are written here rather than taken from ``torch.optim``. On torch
+2.13, ``torch.optim.SGD(..., lr=<tensor>, differentiable=True)`` does carry
+the gradient to a tensor rate (checked), but the oldest torch this package
+supports (2.2) was not checked, and the Adam step here deliberately holds
+the second moment fixed through the unrolled steps, which torch's Adam does
+not. The forms here are checked against real ``torch.optim`` training by
+central differences (``tests/hypergrad/test_unroll.py``).
 """
 
 from __future__ import annotations
@@ -53,6 +61,7 @@ def unrolled_hypergradient(
     n_steps: int = 1,
     update: Update | None = None,
     state: list | None = None,
+    inner_depends: bool = False,
     return_info: bool = False,
 ) -> list[torch.Tensor] | tuple[list[torch.Tensor], UnrollInfo]:
     """Gradient of the outer loss after ``n_steps`` optimiser steps w.r.t. ``hparams``.
@@ -85,6 +94,11 @@ def unrolled_hypergradient(
         :func:`optimizer_update`). Default: plain SGD, ``w - lr * grad``.
     state : list, optional
         The update's state (momentum buffers...); None for a fresh one.
+    inner_depends : bool, default=False
+        Whether ``inner_loss`` itself depends on ``hparams`` (dataset
+        distillation: the synthetic rows are the hyperparameters). Then the
+        first step's gradient keeps its graph too; otherwise it is a
+        constant of the settings and is not differentiated.
     return_info : bool, default=False
         Also return an :class:`UnrollInfo`.
 
@@ -125,7 +139,7 @@ def unrolled_hypergradient(
         # The first step's gradient does not depend on the settings; the
         # later ones do, through the weights: keep their graph.
         grads = torch.autograd.grad(
-            loss, weights, create_graph=k > 0, allow_unused=True
+            loss, weights, create_graph=inner_depends or k > 0, allow_unused=True
         )
         grads = [
             torch.zeros_like(w) if g is None else g for g, w in zip(grads, weights)
@@ -137,7 +151,8 @@ def unrolled_hypergradient(
         raise SolverDivergedError(
             f"The validation loss after {n_steps} unrolled training steps is not "
             f"finite (got {outer_value}): the learning rates are too large for these "
-            "weights. Narrow the range of the learning rate, or lower hyper_lr."
+            "weights. Narrow the range of the learning rate, or lower the outer rate "
+            "(OuterOptimizer's lr, hyper_optimizer__lr in a search)."
         )
     grads = torch.autograd.grad(outer, list(hparams), allow_unused=True)
     result = [

@@ -3,7 +3,8 @@
 skorch wants float32 ``X`` and int64 class indices; scikit-learn hands out
 float64 and int32, and labels of any type. The mixin casts and encodes in
 ``fit`` and in every prediction method, and decodes predictions, around
-``BaseSearchCV``'s own delegation to ``best_estimator_``.
+``BaseSearchCV``'s own delegation to ``best_estimator_``; ``net_fit_params``
+takes the fit parameters that reach the network.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
+from ..exceptions import InvalidInputError
 from ..net import cast_X, cast_y, is_classifier_net, split_estimator
 from ..utils._validation import (
     as_array,
     check_class_labels,
-    check_consistent_length,
     check_features,
     check_finite,
+    check_n_samples,
     sklearn_errors,
 )
 
@@ -42,7 +44,7 @@ class DataBoundaryMixin:
             check_finite(y, "y")
             if is_classifier_net(net):
                 check_class_labels(y, type(net).__name__)
-        check_consistent_length(X, y)
+        check_n_samples(X, y)
         check_features(self, X, reset=True)
         self._target_was_1d = y is not None and y.ndim == 1
         if not self.cast_inputs:
@@ -231,3 +233,26 @@ def _cast_features(X):
     if isinstance(X, np.ndarray) and X.dtype.kind in "iub":
         return X.astype(np.float32)
     return X
+
+
+def net_fit_params(params, step):
+    """The network's own fit parameters; refuse what skorch cannot take."""
+    prefix = "" if step is None else f"{step}__"
+    wrong = [k for k in params if not k.startswith(prefix)]
+    if wrong:
+        raise InvalidInputError(
+            f"fit parameters {wrong} do not belong to the network step {step!r}. "
+            "HypergradSearchCV routes 'groups' to the splitter and "
+            f"'{prefix}<name>' to the network; fit the preprocessing separately "
+            "if it needs its own."
+        )
+    params = {k[len(prefix) :]: v for k, v in params.items()}
+    if "sample_weight" in params:
+        raise InvalidInputError(
+            f"fit got {prefix}sample_weight, but a skorch network's module cannot "
+            "take per-sample weights (skorch passes fit parameters to the module's "
+            "forward). To weight classes, use criterion__weight; to weight the "
+            "scores, enable metadata routing (sklearn.set_config("
+            "enable_metadata_routing=True)) and request sample_weight on the scorer."
+        )
+    return params

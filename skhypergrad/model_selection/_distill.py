@@ -26,15 +26,17 @@ from torch.nn.parameter import UninitializedParameter
 from ..exceptions import (
     HyperstepSkippedWarning,
     InvalidInputError,
+    SolverDivergedError,
     UnsupportedEstimatorError,
 )
+from ..hypergrad import unrolled_hypergradient
 from ..net import is_classifier_net, module_dtype
 from ..utils._validation import (
     Interval,
     as_array,
-    check_consistent_length,
     check_features,
     check_finite,
+    check_n_samples,
     validate_params,
 )
 
@@ -270,7 +272,7 @@ class DatasetDistiller(BaseEstimator):
         check_features(self, X, reset=True)
         X = as_array(X, dtype="numeric", ensure_min_samples=2, ensure_all_finite=False)
         check_finite(X, "X")
-        check_consistent_length(X, y)
+        check_n_samples(X, y)
         y = np.asarray(y)
         kind = type_of_target(y)
         if kind not in ("binary", "multiclass"):
@@ -329,10 +331,8 @@ class DatasetDistiller(BaseEstimator):
             seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
             index = torch.randperm(len(X_real), generator=generator)
             index = index[: self.batch_size].to(device)
-            loss = self._real_loss(
-                net, seed, rows, raw_lr, X_real[index], y_real[index]
-            )
-            path.append(self._outer_step(loss, tensors, optimizer))
+            batch = (X_real[index], y_real[index])
+            path.append(self._outer_step(net, seed, batch, raw_lr, tensors, optimizer))
             schedule.step()
             if bar is not None:
                 bar.update(1)
@@ -343,37 +343,35 @@ class DatasetDistiller(BaseEstimator):
         rows = rows.detach().cpu().to(torch.float64).numpy()
         return rows, float(raw_lr.detach().exp()), path
 
-    def _real_loss(self, net, seed, rows, raw_lr, X_batch, y_batch):
-        """Loss on a real batch of a fresh net trained on the synthetic rows."""
-        y_syn = torch.arange(len(self.classes_), device=rows.device)
+    def _outer_step(self, net, seed, batch, raw_lr, tensors, optimizer) -> float:
+        """One Adam step on the rows (and log step size), along the gradient
+        of the real batch's loss after a fresh net's unrolled training on the
+        rows; skipped (NaN) if the loss or its gradient is not finite."""
+        y_syn = torch.arange(len(self.classes_), device=tensors[0].device)
         y_syn = y_syn.repeat_interleave(self.n_per_class)
-        params, buffers = _fresh_params(net, seed, X_batch[:2])
-        return _outer_loss(
-            net.module_,
-            net.get_loss,
-            params,
-            rows,
-            y_syn,
-            raw_lr,
-            X_batch,
-            y_batch,
-            self.inner_steps,
-            buffers,
+        params, buffers = _fresh_params(net, seed, batch[0][:2])
+        inner_loss, outer_loss = _losses(
+            net, list(params), buffers, tensors[0], y_syn, batch
         )
-
-    @staticmethod
-    def _outer_step(loss, tensors, optimizer) -> float:
-        """One Adam step on the rows (and log step size); skip it if not finite."""
+        try:
+            grads, info = unrolled_hypergradient(
+                inner_loss,
+                outer_loss,
+                list(params.values()),
+                tensors,
+                lambda _: {"lr": [raw_lr.exp()] * len(params)},
+                n_steps=self.inner_steps,
+                inner_depends=True,
+                return_info=True,
+            )
+        except SolverDivergedError:
+            return float("nan")
         optimizer.zero_grad()
-        if not torch.isfinite(loss):
-            return float("nan")
-        loss.backward()
-        grads = [t.grad for t in tensors]
-        if not all(torch.isfinite(g).all() for g in grads):
-            return float("nan")
+        for tensor, grad in zip(tensors, grads):
+            tensor.grad = grad
         torch.nn.utils.clip_grad_norm_(tensors, 1.0)
         optimizer.step()
-        return float(loss.detach())
+        return info.outer_loss
 
     def _check_output_width(self, net, X_probe):
         with torch.no_grad():
@@ -445,37 +443,24 @@ def _fresh_params(net, seed: int, probe: torch.Tensor):
     return params, buffers
 
 
-def _outer_loss(
-    module,
-    loss_fn,
-    params,
-    X_syn,
-    y_syn,
-    raw_lr,
-    X_real,
-    y_real,
-    inner_steps,
-    buffers=None,
-):
-    """Real-data loss of ``params`` after ``inner_steps`` steps on the synthetic rows.
+def _losses(net, names, buffers, X_syn, y_syn, batch):
+    """The inner (synthetic rows, train mode) and outer (real batch, eval mode)
+    losses of weights given as a list in ``names``' order. ``buffers`` (the
+    fresh network's, updated in place) stand in for the module's own."""
+    module = net.module_
 
-    Plain full-batch gradient descent at ``exp(raw_lr)`` with the graph kept,
-    so the result is differentiable in ``X_syn`` and ``raw_lr``. ``buffers``
-    (the fresh network's, updated in place) stand in for the module's own.
-    """
-    step = raw_lr.exp()
-    names = list(params)
-    buffers = buffers or {}
-    module.train()
-    for _ in range(inner_steps):
-        out = functional_call(module, {**params, **buffers}, (X_syn,))
-        grads = torch.autograd.grad(
-            loss_fn(out, y_syn, training=True), list(params.values()), create_graph=True
-        )
-        params = {n: params[n] - step * g for n, g in zip(names, grads)}
-    module.eval()
-    out = functional_call(module, {**params, **buffers}, (X_real,))
-    return loss_fn(out, y_real, training=False)
+    def forward(weights, X):
+        return functional_call(module, {**dict(zip(names, weights)), **buffers}, (X,))
+
+    def inner_loss(weights, _step):
+        module.train()
+        return net.get_loss(forward(weights, X_syn), y_syn, training=True)
+
+    def outer_loss(weights):
+        module.eval()
+        return net.get_loss(forward(weights, batch[0]), batch[1], training=False)
+
+    return inner_loss, outer_loss
 
 
 def _progress_bar(verbose, total):

@@ -15,12 +15,12 @@ import numpy as np
 import torch
 from sklearn.base import clone
 from sklearn.model_selection._validation import _score
+from sklearn.utils import _safe_indexing
 from sklearn.utils.validation import _check_method_params, _num_samples
 from skorch.callbacks import Callback, PrintLog
 from skorch.dataset import Dataset
 from skorch.helper import predefined_split
 
-from ..bilevel import take_rows
 from ..callbacks import SearchCallback
 from ..exceptions import InvalidInputError
 from ..net import check_skorch_traps
@@ -95,7 +95,7 @@ def build_fold(fold, estimator, step, X, y, entries, settings, fit_params):
     start = time.perf_counter()
     est = clone(estimator)
     net = est.steps[-1][1] if step is not None else est
-    X_tr, X_val = take_rows(X, fold.train), take_rows(X, fold.test)
+    X_tr, X_val = _safe_indexing(X, fold.train), _safe_indexing(X, fold.test)
     y_tr = None if y is None else y[fold.train]
     y_val = None if y is None else y[fold.test]
     Xt_tr, Xt_val = X_tr, X_val
@@ -203,7 +203,9 @@ def _materialize_lazy(net, X):
     lazy = torch.nn.parameter.UninitializedParameter
     if any(isinstance(p, lazy) for p in net.module_.parameters()):
         net.module_.eval()
-        net.infer(torch.as_tensor(np.asarray(take_rows(X, np.arange(min(2, len(X)))))))
+        net.infer(
+            torch.as_tensor(np.asarray(_safe_indexing(X, np.arange(min(2, len(X))))))
+        )
         net.module_.train()
 
 

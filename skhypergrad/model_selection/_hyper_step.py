@@ -173,7 +173,7 @@ def hyper_step(folds, exchange, state, outer, settings, epoch) -> dict:
 
 def _fold_hypergradient(fold, state, settings):
     data = fold.data
-    size = settings.hyper_batch_size
+    size = settings.outer.batch_size
     generator = fold.generator
     *train_batch, rows = sample_batch(
         data["Xt_tr"], data["y_tr"], size, generator, return_index=True

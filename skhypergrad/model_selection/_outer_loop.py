@@ -16,15 +16,13 @@ import time
 from dataclasses import dataclass
 
 import torch
-from sklearn.base import clone
 
 from ..exceptions import (
-    InvalidHyperparameterError,
     InvalidInputError,
     SkHypergradError,
 )
 from ..families import SplitValues, merge_best_params
-from ..hypergrad import OuterOptimizer, TailAverage
+from ..hypergrad import OuterOptimizer
 from ..penalties import parameter_layout
 from ..utils._random import spawn_seeds
 from ._exchange import GlooExchange, LocalExchange, pack
@@ -38,6 +36,7 @@ from ._fold import (
     start_training,
 )
 from ._hyper_step import HyperState, hyper_step
+from ._tasks import CandidateTask, with_params  # noqa: F401 (re-exported)
 
 logger = logging.getLogger("skhypergrad")
 _GLOBAL_RNG_LOCK = threading.Lock()
@@ -49,10 +48,6 @@ class Settings:
 
     solver: object
     outer: OuterOptimizer
-    hyper_interval: int
-    warmup: object
-    hyper_batch_size: int
-    average_last: float
     error_score: object
     scorer: object
     metric_names: list | None
@@ -62,17 +57,6 @@ class Settings:
     cast_inputs: bool
     keep_estimators: bool = False
     unroll_steps: int = 1
-
-
-def due_epochs(settings, max_epochs) -> list:
-    """Epochs after which a hyper-step is taken."""
-    warmup = max(1, max_epochs // 3) if settings.warmup == "auto" else settings.warmup
-    # No step after the last epoch: nothing would train with its values.
-    return [
-        epoch
-        for epoch in range(max(1, warmup), max_epochs)
-        if (epoch - warmup) % settings.hyper_interval == 0
-    ]
 
 
 def run_candidate(task, X, y, splits, settings, on_epoch=None):
@@ -193,7 +177,7 @@ def _train(task, folds, exchange, settings, on_epoch=None):
             state.apply(fold)
             with fold.rng():
                 _guarded(start_training, fold, settings)
-    due = due_epochs(settings, max_epochs) if task.entries else []
+    due = settings.outer.due_epochs(max_epochs) if task.entries else []
     # A process whose splits hold no tensor still steps along (and keeps the
     # schedule): a placeholder stands in.
     tensors, bounds = state.tensors(), state.bounds()
@@ -201,10 +185,7 @@ def _train(task, folds, exchange, settings, on_epoch=None):
         tensors = [torch.zeros(0, dtype=torch.float64, requires_grad=True)]
         bounds = [(-math.inf, math.inf)]
     state.outer = settings.outer.init(tensors, bounds, len(due))
-    tails = {
-        e: TailAverage(sum(d < e for d in due), settings.average_last)
-        for e in task.epochs
-    }
+    tails = {e: settings.outer.tail(sum(d < e for d in due)) for e in task.epochs}
     path, snapshots = [], {}
     per_fold = [e for e in state.entries if e.per_fold]
 
@@ -398,18 +379,6 @@ def _tuned(task, raws, layout, rows):
     return values, params
 
 
-def with_params(estimator, params):
-    """A clone with a candidate's outer values, or a clear error for a bad name."""
-    try:
-        return clone(estimator).set_params(**params)
-    except (ValueError, TypeError) as exc:
-        raise InvalidHyperparameterError(
-            f"The candidate {params!r} cannot be set on the estimator: {exc} Check "
-            "the names in param_distributions (estimator.get_params() lists them; "
-            "in a Pipeline, prefix them with the step name)."
-        ) from exc
-
-
 def _log_step(record, settings) -> None:
     level = logging.INFO if settings.verbose else logging.DEBUG
     status = (
@@ -426,21 +395,3 @@ def _log_step(record, settings) -> None:
         record["values"],
         status,
     )
-
-
-@dataclass
-class CandidateTask:
-    """Everything one job of the outer search needs, picklable for joblib."""
-
-    estimator: object
-    step: str | None
-    entries: list
-    outer_params: dict
-    epochs: tuple
-    epochs_name: str | None
-    start: dict
-    seed: int
-    fit_params: dict
-    user_net: object
-    prefix: str
-    n_samples: int = 0

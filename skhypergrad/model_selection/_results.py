@@ -20,9 +20,10 @@ def warn_skipped(rows) -> None:
         warnings.warn(
             f"{skipped} of {len(steps)} hyper-steps were skipped (non-finite or "
             "diverging hypergradient) and left the hyperparameters unchanged; "
-            "path_['reason'] says why. If many are skipped, lower hyper_lr, use a "
-            "damped solver (e.g. solver=CG(damping=1e-2)) or train longer before "
-            "the first hyper-step (warmup).",
+            "path_['reason'] says why. If many are skipped, lower the outer rate "
+            "(hyper_optimizer__lr), use a damped solver (e.g. "
+            "solver=CG(damping=1e-2)) or train longer before the first hyper-step "
+            "(hyper_optimizer__warmup).",
             HyperstepSkippedWarning,
             stacklevel=4,
         )

@@ -20,40 +20,29 @@ from ..exceptions import (
     AllFitsFailedError,
     InvalidInputError,
 )
-from ..hypergrad import SOLVERS, OuterOptimizer, cosine_schedule, get_solver
+from ..hypergrad import get_solver
 from ..net import split_estimator
-from ..utils._random import generator, spawn_seeds
+from ..utils._random import spawn_seeds
 from ..utils._validation import (
-    HasMethods,
     Interval,
     InvalidParameterError,
-    StrOptions,
     sklearn_errors,
     validate_params,
 )
-from ._boundary import DataBoundaryMixin
+from ._boundary import DataBoundaryMixin, net_fit_params
 from ._dispatch import lost_workers, run_tasks
-from ._outer_loop import (
-    CandidateTask,
-    Settings,
-    with_params,
-)
+from ._hyper_options import HYPER_CONSTRAINTS, HyperOptionsMixin
+from ._outer_loop import Settings
 from ._progress import SearchProgress
 from ._rescore import rescore
 from ._results import more_results, path_table, warn_at_bounds, warn_skipped
 from ._space import as_candidates, make_candidates, resolve_space
+from ._tasks import make_tasks
 
 logger = logging.getLogger("skhypergrad")
-_OPTIMIZER_PREFIX = "hyper_optimizer__"
-# Adam without momentum, chosen by a sweep (docs/benchmarks.md): it follows the
-# lag between a hyperparameter and the weights' response without overshooting.
-# Only the default optimiser gets it: another class's betas mean its own.
-_OPTIMIZER_DEFAULTS = {torch.optim.Adam: {"betas": (0.0, 0.9)}}
-# hyper_lr_schedule: None keeps the rate; cosine ends at a tenth of it.
-_SCHEDULES = {"constant": None, "cosine": cosine_schedule(0.1)}
 
 
-class HypergradSearchCV(DataBoundaryMixin, BaseSearchCV):
+class HypergradSearchCV(HyperOptionsMixin, DataBoundaryMixin, BaseSearchCV):
     """Grid or random search whose continuous entries are tuned by hypergradients.
 
     ``param_distributions`` is any grid or distribution dict that
@@ -62,7 +51,7 @@ class HypergradSearchCV(DataBoundaryMixin, BaseSearchCV):
     class weights, input noise, learning rates; dropout rates wrapped in
     ``Tuned``) and that are given as a continuous range are tuned inside each
     candidate: every CV split trains one network, and every
-    ``hyper_interval`` epochs after a warm-up the gradient of the validation
+    epoch after a warm-up (``hyper_optimizer``) the gradient of the validation
     loss with respect to them is computed by implicit differentiation (for
     learning rates: through the next ``unroll_steps`` training steps),
     averaged over the splits, and a ``hyper_optimizer`` step moves them. The
@@ -125,34 +114,24 @@ return_train_score
         ``solver(hvp, rhs) -> (solution, info)`` is used as is.
     hyper_optimizer : torch.optim.Optimizer class or OuterOptimizer, \
 default=torch.optim.Adam
-        Optimiser of the raw (log / logit) hyperparameters. Its other
-        arguments are given skorch-style, e.g. ``hyper_optimizer__betas``;
-        Adam's default here is ``betas=(0.0, 0.9)`` (no momentum). A step
-        after which the validation loss of the splits rose by more than 5%
-        is rejected: the values go back and later steps are half as long
-        (``path_["rejected"]``). A
-        :class:`skhypergrad.hypergrad.OuterOptimizer` sets all of it (its
-        optimiser and arguments, rate, schedule, ``tol``, ``shrink``);
-        ``hyper_lr`` and ``hyper_lr_schedule`` are then unused.
-    hyper_lr : float, default=0.5
-        Its (first) learning rate, in raw units: with Adam a step changes a
-        log-scaled value by up to a factor ``exp(hyper_lr)``.
-    hyper_lr_schedule : {"constant", "cosine"}, default="cosine"
-        "cosine" lowers the learning rate from ``hyper_lr`` to ``hyper_lr / 10``
-        along torch's ``CosineAnnealingLR`` over the planned hyper-steps.
-    hyper_interval : int, default=1
-        Epochs of training between hyper-steps.
-    warmup : int or "auto", default="auto"
-        Epochs before the first hyper-step; "auto" is a third of the epochs.
-    hyper_batch_size : int, default=128
-        Training samples in the Hessian; validation gradients use up to twice
-        as many validation samples.
+        The outer optimisation of the raw (log / logit) hyperparameters, as
+        one :class:`skhypergrad.hypergrad.OuterOptimizer`: the optimiser and
+        its rate (``lr=0.5``; Adam without momentum by default), the rate's
+        schedule (a ``torch.optim.lr_scheduler`` class; by default cosine down
+        to a tenth), the epochs of ``warmup`` ("auto": a third) before the
+        first hyper-step and the ``interval`` between them, the hyper-step's
+        ``batch_size`` (128), the share of the last steps averaged into the
+        reported values (``average_last=0.25``) and the rejection of a step
+        after which the validation loss of the splits rose by more than
+        ``tol=0.05`` (the values go back and later steps are half as long;
+        ``path_["rejected"]``). Given a torch optimiser class, set any of
+        them skorch-style: ``hyper_optimizer__lr=0.1``,
+        ``hyper_optimizer__warmup=5``,
+        ``hyper_optimizer__schedule=None``; other ``hyper_optimizer__<name>``
+        arguments go to the optimiser (``hyper_optimizer__momentum=0.9``).
     n_starts : int, default=1
         Starting points per candidate: the first is the middle of every range,
         the others are drawn from the ranges.
-    average_last : float, default=0.25
-        Fraction of the last accepted hyper-steps whose raw values are averaged
-        into the tuned values (steadier than the last value).
     rescore : bool, default=True
         Score each candidate's tuned values as constants, as ``GridSearchCV``
         scores a candidate: every split trains again from its initialisation
@@ -178,7 +157,8 @@ default=torch.optim.Adam
         given), regression ``y`` to a float32 column, in ``fit`` and in every
         prediction method, as skorch expects.
     **kwargs : dict
-        ``hyper_optimizer__<name>`` arguments of the hyper-optimiser.
+        ``hyper_optimizer__<name>`` arguments: options of the
+        ``OuterOptimizer``, or arguments of the torch optimiser class.
 
     Attributes
     ----------
@@ -254,25 +234,9 @@ default=torch.optim.Adam
 
     _parameter_constraints = {
         **BaseSearchCV._parameter_constraints,
-        "estimator": [HasMethods(["fit"])],
-        "param_distributions": [dict, list],
+        **HYPER_CONSTRAINTS,
         "n_iter": [Interval(numbers.Integral, 1, None, closed="left")],
-        "random_state": ["random_state"],
-        "solver": [StrOptions(set(SOLVERS)), callable],
-        "hyper_optimizer": [type, OuterOptimizer],
-        "hyper_lr": [Interval(numbers.Real, 0, None, closed="neither")],
-        "hyper_lr_schedule": [StrOptions({"constant", "cosine"})],
-        "hyper_interval": [Interval(numbers.Integral, 1, None, closed="left")],
-        "warmup": [
-            StrOptions({"auto"}),
-            Interval(numbers.Integral, 0, None, closed="left"),
-        ],
-        "hyper_batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
         "n_starts": [Interval(numbers.Integral, 1, None, closed="left")],
-        "average_last": [Interval(numbers.Real, 0, 1, closed="right")],
-        "rescore": ["boolean"],
-        "unroll_steps": [Interval(numbers.Integral, 1, None, closed="left")],
-        "cast_inputs": ["boolean"],
     }
 
     def __init__(
@@ -292,13 +256,7 @@ default=torch.optim.Adam
         return_train_score=False,
         solver="gauss-newton",
         hyper_optimizer=torch.optim.Adam,
-        hyper_lr=0.5,
-        hyper_lr_schedule="cosine",
-        hyper_interval=1,
-        warmup="auto",
-        hyper_batch_size=128,
         n_starts=1,
-        average_last=0.25,
         rescore=True,
         unroll_steps=1,
         cast_inputs=True,
@@ -317,62 +275,11 @@ default=torch.optim.Adam
         )
         self.param_distributions = param_distributions
         self.n_iter = n_iter
-        self.random_state = random_state
-        self.solver = solver
-        self.hyper_optimizer = hyper_optimizer
-        self.hyper_lr = hyper_lr
-        self.hyper_lr_schedule = hyper_lr_schedule
-        self.hyper_interval = hyper_interval
-        self.warmup = warmup
-        self.hyper_batch_size = hyper_batch_size
         self.n_starts = n_starts
-        self.average_last = average_last
-        self.rescore = rescore
-        self.unroll_steps = unroll_steps
-        self.cast_inputs = cast_inputs
-        self._store_optimizer_kwargs(kwargs)
-
-    # ------------------------------------------- skorch-style optimiser args
-    def _store_optimizer_kwargs(self, kwargs) -> None:
-        # Unknown keywords are reported by fit, as scikit-learn validates there.
-        self._unknown_kwargs = sorted(set(kwargs) - set(_optimizer_keys(kwargs)))
-        for key in _optimizer_keys(kwargs):
-            setattr(self, key, kwargs[key])
-
-    def get_params(self, deep=True):
-        """Get parameters, ``hyper_optimizer__<name>`` arguments included.
-
-        Parameters
-        ----------
-        deep : bool, default=True
-
-        Returns
-        -------
-        params : dict
-        """
-        params = super().get_params(deep=deep)
-        params.update(self._optimizer_kwargs())
-        return params
-
-    def set_params(self, **params):
-        """Set parameters, ``hyper_optimizer__<name>`` arguments included.
-
-        Parameters
-        ----------
-        **params : dict
-
-        Returns
-        -------
-        self : HypergradSearchCV
-        """
-        extra = {k: v for k, v in params.items() if k.startswith(_OPTIMIZER_PREFIX)}
-        for key, value in extra.items():
-            setattr(self, key, value)
-        rest = {k: v for k, v in params.items() if k not in extra}
-        return super().set_params(**rest) if rest else self
-
-    def _optimizer_kwargs(self) -> dict:
-        return {k: v for k, v in vars(self).items() if k.startswith(_OPTIMIZER_PREFIX)}
+        self._store_hyper_options(
+            random_state, solver, hyper_optimizer, rescore, unroll_steps,
+            cast_inputs, kwargs,
+        )  # fmt: skip
 
     # ------------------------------------------------------------------ fit
     def fit(self, X, y=None, **params):
@@ -398,13 +305,7 @@ default=torch.optim.Adam
             self.get_params(deep=False),
             type(self).__name__,
         )
-        if getattr(self, "_unknown_kwargs", None):
-            raise InvalidParameterError(
-                f"HypergradSearchCV got unexpected keyword arguments "
-                f"{self._unknown_kwargs}. Besides its named parameters it accepts only "
-                f"'{_OPTIMIZER_PREFIX}<name>' arguments of the hyper-optimiser, e.g. "
-                "hyper_optimizer__betas=(0.5, 0.9)."
-            )
+        self._check_kwargs()
         self._forget_fit()
         net, step = split_estimator(self.estimator)
         subspaces = resolve_space(self.param_distributions, net, step, self.estimator)
@@ -414,7 +315,7 @@ default=torch.optim.Adam
             scorers, refit_metric = self._get_scorers()
         with sklearn_errors("fit parameters"):
             routed = self._get_routed_params_for_fit(params)
-        net_params = _net_fit_params(routed.estimator.fit, step)
+        net_params = net_fit_params(routed.estimator.fit, step)
         splits = self._make_splits(X, y, routed.splitter.split)
         settings = self._settings(scorers, routed.scorer.score)
         progress = SearchProgress(self.verbose, bool(self.refit))
@@ -483,10 +384,6 @@ default=torch.optim.Adam
         return Settings(
             solver=get_solver(self.solver),
             outer=self._outer_optimizer(),
-            hyper_interval=self.hyper_interval,
-            warmup=self.warmup,
-            hyper_batch_size=self.hyper_batch_size,
-            average_last=self.average_last,
             error_score=self.error_score,
             scorer=scorers,
             metric_names=None if inner is None else list(inner),
@@ -498,40 +395,16 @@ default=torch.optim.Adam
             unroll_steps=self.unroll_steps,
         )
 
-    def _outer_optimizer(self) -> OuterOptimizer:
-        """The outer optimisation: ``hyper_optimizer`` as given, or built from
-        the optimiser class, ``hyper_lr``, its schedule and arguments."""
-        kwargs = {
-            k[len(_OPTIMIZER_PREFIX) :]: v for k, v in self._optimizer_kwargs().items()
-        }
-        if isinstance(self.hyper_optimizer, OuterOptimizer):
-            if kwargs:
-                raise InvalidParameterError(
-                    f"hyper_optimizer is an OuterOptimizer ({self.hyper_optimizer!r}), "
-                    f"which holds its own optimiser arguments, but got "
-                    f"{sorted(self._optimizer_kwargs())} as well. Give them to the "
-                    "OuterOptimizer (optimizer_kwargs=...) instead."
-                )
-            outer = self.hyper_optimizer
-            _check_optimizer(outer.optimizer, outer.lr, outer.optimizer_kwargs or {})
-            return outer
-        for key, value in _OPTIMIZER_DEFAULTS.get(self.hyper_optimizer, {}).items():
-            kwargs.setdefault(key, value)
-        _check_optimizer(self.hyper_optimizer, self.hyper_lr, kwargs)
-        return OuterOptimizer(
-            self.hyper_optimizer,
-            lr=self.hyper_lr,
-            optimizer_kwargs=kwargs,
-            schedule=_SCHEDULES[self.hyper_lr_schedule],
-        )
-
     def _search(self, X, y, subspaces, splits, settings, net_params, progress):
         sample_seed, self._refit_seed, start_seed = spawn_seeds(self.random_state, 3)
         rows = []
 
         def evaluate_candidates(candidates):
-            tasks = self._tasks(
-                list(candidates), subspaces, net_params, start_seed, _num_samples(X)
+            tasks = make_tasks(
+                self.estimator,
+                list(candidates),
+                subspaces,
+                (net_params, start_seed, self.n_starts, _num_samples(X)),
             )
             logger.debug(
                 "Fitting %d folds for each of %d candidates (%d starting points "
@@ -597,41 +470,6 @@ default=torch.optim.Adam
         subspaces, random_state = self._space
         evaluate_candidates(make_candidates(subspaces, self.n_iter, random_state))
 
-    def _tasks(self, candidates, subspaces, net_params, seed, n_samples):
-        net, step = split_estimator(self.estimator)
-        prefix = "" if step is None else f"{step}__"
-        rng = generator(seed)
-        seeds = spawn_seeds(seed, len(candidates) * self.n_starts)
-        tasks = []
-        for i, (index, outer) in enumerate(candidates):
-            space = subspaces[index]
-            estimator = with_params(self.estimator, outer)
-            epochs = space.epochs or (split_estimator(estimator)[0].max_epochs,)
-            if space.epochs:
-                estimator.set_params(**{space.epochs_name: max(epochs)})
-            for s in range(self.n_starts):
-                start = {
-                    e.name: e.real.center() if s == 0 else float(e.real.sample(rng))
-                    for e in space.tuned
-                }
-                tasks.append(
-                    CandidateTask(
-                        estimator,
-                        step,
-                        space.tuned,
-                        outer,
-                        epochs,
-                        space.epochs_name,
-                        start,
-                        seeds[i * self.n_starts + s],
-                        net_params,
-                        net,
-                        prefix,
-                        n_samples,
-                    )
-                )
-        return tasks
-
     def _check_space(self, subspaces) -> None:
         """Refuse a space this estimator cannot search (every space is fine here)."""
 
@@ -657,45 +495,6 @@ default=torch.optim.Adam
         # skorch modules can emit several outputs per sample.
         tags.target_tags.multi_output = tags.estimator_type == "regressor"
         return tags
-
-
-def _optimizer_keys(kwargs) -> list:
-    return [k for k in kwargs if k.startswith(_OPTIMIZER_PREFIX)]
-
-
-def _check_optimizer(optimizer_class, lr, kwargs) -> None:
-    try:
-        optimizer_class([torch.zeros(1, requires_grad=True)], lr=lr, **kwargs)
-    except Exception as exc:
-        raise InvalidParameterError(
-            f"hyper_optimizer={optimizer_class!r} cannot be built with lr={lr!r} and "
-            f"{ {_OPTIMIZER_PREFIX + k: v for k, v in kwargs.items()} }: {exc} Pass a "
-            "torch.optim.Optimizer class and its own arguments, e.g. "
-            "hyper_optimizer=torch.optim.Adam, hyper_optimizer__betas=(0.5, 0.9)."
-        ) from exc
-
-
-def _net_fit_params(params, step):
-    """The network's own fit parameters; refuse what skorch cannot take."""
-    prefix = "" if step is None else f"{step}__"
-    wrong = [k for k in params if not k.startswith(prefix)]
-    if wrong:
-        raise InvalidInputError(
-            f"fit parameters {wrong} do not belong to the network step {step!r}. "
-            "HypergradSearchCV routes 'groups' to the splitter and "
-            f"'{prefix}<name>' to the network; fit the preprocessing separately "
-            "if it needs its own."
-        )
-    params = {k[len(prefix) :]: v for k, v in params.items()}
-    if "sample_weight" in params:
-        raise InvalidInputError(
-            f"fit got {prefix}sample_weight, but a skorch network's module cannot "
-            "take per-sample weights (skorch passes fit parameters to the module's "
-            "forward). To weight classes, use criterion__weight; to weight the "
-            "scores, enable metadata routing (sklearn.set_config("
-            "enable_metadata_routing=True)) and request sample_weight on the scorer."
-        )
-    return params
 
 
 __all__ = ["HypergradSearchCV", "InvalidParameterError"]

@@ -80,12 +80,6 @@ class _SingleFit(HypergradSearchCV):
         random_state=None,
         solver="gauss-newton",
         hyper_optimizer=torch.optim.Adam,
-        hyper_lr=0.5,
-        hyper_lr_schedule="cosine",
-        hyper_interval=1,
-        warmup="auto",
-        hyper_batch_size=128,
-        average_last=0.25,
         rescore=True,
         unroll_steps=1,
         cast_inputs=True,
@@ -96,19 +90,10 @@ class _SingleFit(HypergradSearchCV):
         self.validation_fraction = validation_fraction
         self.scoring = scoring
         self.verbose = verbose
-        self.random_state = random_state
-        self.solver = solver
-        self.hyper_optimizer = hyper_optimizer
-        self.hyper_lr = hyper_lr
-        self.hyper_lr_schedule = hyper_lr_schedule
-        self.hyper_interval = hyper_interval
-        self.warmup = warmup
-        self.hyper_batch_size = hyper_batch_size
-        self.average_last = average_last
-        self.rescore = rescore
-        self.unroll_steps = unroll_steps
-        self.cast_inputs = cast_inputs
-        self._store_optimizer_kwargs(kwargs)
+        self._store_hyper_options(
+            random_state, solver, hyper_optimizer, rescore, unroll_steps,
+            cast_inputs, kwargs,
+        )  # fmt: skip
 
     def _check_space(self, subspaces) -> None:
         name = type(self).__name__
@@ -240,11 +225,10 @@ _DOC = """{summary}
         As in :class:`HypergradSearchCV`.
     random_state : int, RandomState instance or None, default=None
         Seeds the split, the net and the hyper-steps' minibatches.
-    solver, hyper_optimizer, hyper_lr, hyper_lr_schedule, hyper_interval, \
-warmup, hyper_batch_size, average_last, rescore, unroll_steps, cast_inputs
+    solver, hyper_optimizer, rescore, unroll_steps, cast_inputs
         As in :class:`HypergradSearchCV`.
     **kwargs
-        ``hyper_optimizer__<name>`` arguments of the hyper-optimiser.
+        ``hyper_optimizer__<name>`` arguments, as in :class:`HypergradSearchCV`.
 
     Attributes
     ----------

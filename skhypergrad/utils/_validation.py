@@ -143,7 +143,7 @@ def check_finite(values, name: str) -> None:
         )
 
 
-def check_consistent_length(X, y) -> int:
+def check_n_samples(X, y) -> int:
     """Return the number of samples, or raise if ``X`` and ``y`` disagree.
 
     Parameters

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from skhypergrad.hypergrad import (
+    CosineSchedule,
     OuterOptimizer,
     TailAverage,
-    cosine_schedule,
 )
 
 
@@ -28,7 +28,7 @@ def _run(outer, losses_and_grads, theta, bounds=(-10.0, 10.0), n_steps=None):
 
 def test_outer_optimizer_minimises_a_quadratic_with_sgd():
     theta = _theta()
-    outer = OuterOptimizer(torch.optim.SGD, lr=0.1)
+    outer = OuterOptimizer(torch.optim.SGD, lr=0.1, schedule=None)
     state = outer.init([theta], [(-10.0, 10.0)], n_steps=60)
     for _ in range(60):
         loss = float((theta.detach() - 2) ** 2)
@@ -44,7 +44,7 @@ def test_outer_optimizer_minimises_a_quadratic_with_sgd():
 
 def test_outer_optimizer_projects_into_the_bounds_and_says_so():
     theta = _theta(0.9)
-    outer = OuterOptimizer(torch.optim.SGD, lr=1.0)
+    outer = OuterOptimizer(torch.optim.SGD, lr=1.0, schedule=None)
 
     state, records = _run(outer, [(1.0, -5.0)], theta, bounds=(-1.0, 1.0))
 
@@ -55,7 +55,7 @@ def test_outer_optimizer_projects_into_the_bounds_and_says_so():
 
 def test_outer_optimizer_rejects_a_step_after_which_the_loss_rose():
     theta = _theta(0.0)
-    outer = OuterOptimizer(torch.optim.SGD, lr=1.0, tol=0.05, shrink=0.5)
+    outer = OuterOptimizer(torch.optim.SGD, lr=1.0, schedule=None, tol=0.05, shrink=0.5)
     # Step 0 measures 1.0 and moves theta to 1; step 1 measures 2.0 there
     # (a rise of 100%): back to 0, nothing taken, later steps half as long.
     state, records = _run(outer, [(1.0, -1.0), (2.0, -1.0), (1.0, -1.0)], theta)
@@ -72,7 +72,7 @@ def test_outer_optimizer_rejects_a_step_after_which_the_loss_rose():
 
 def test_outer_optimizer_tolerates_a_rise_within_tol():
     theta = _theta(0.0)
-    outer = OuterOptimizer(torch.optim.SGD, lr=1.0, tol=0.05)
+    outer = OuterOptimizer(torch.optim.SGD, lr=1.0, schedule=None, tol=0.05)
 
     _, records = _run(outer, [(1.0, -1.0), (1.04, -1.0)], theta)
 
@@ -82,7 +82,7 @@ def test_outer_optimizer_tolerates_a_rise_within_tol():
 
 def test_outer_optimizer_without_tol_never_rejects():
     theta = _theta(0.0)
-    outer = OuterOptimizer(torch.optim.SGD, lr=1.0, tol=None)
+    outer = OuterOptimizer(torch.optim.SGD, lr=1.0, schedule=None, tol=None)
 
     _, records = _run(outer, [(1.0, -1.0), (5.0, -1.0), (9.0, -1.0)], theta)
 
@@ -92,7 +92,7 @@ def test_outer_optimizer_without_tol_never_rejects():
 
 def test_outer_optimizer_skip_keeps_the_values_but_counts_the_loss():
     theta = _theta(0.0)
-    outer = OuterOptimizer(torch.optim.SGD, lr=1.0)
+    outer = OuterOptimizer(torch.optim.SGD, lr=1.0, schedule=None)
     state = outer.init([theta], [(-10.0, 10.0)], n_steps=2)
     theta.grad = torch.tensor([-1.0], dtype=torch.float64)
 
@@ -108,7 +108,7 @@ def test_outer_optimizer_skip_keeps_the_values_but_counts_the_loss():
 
 def test_outer_optimizer_nan_loss_is_not_a_measurement():
     theta = _theta(0.0)
-    outer = OuterOptimizer(torch.optim.SGD, lr=1.0)
+    outer = OuterOptimizer(torch.optim.SGD, lr=1.0, schedule=None)
 
     state, records = _run(outer, [(math.nan, -1.0), (math.nan, -1.0)], theta)
 
@@ -118,7 +118,7 @@ def test_outer_optimizer_nan_loss_is_not_a_measurement():
 
 def test_outer_optimizer_undoes_a_non_finite_step():
     theta = _theta(0.0)
-    outer = OuterOptimizer(torch.optim.SGD, lr=1.0)
+    outer = OuterOptimizer(torch.optim.SGD, lr=1.0, schedule=None)
 
     _, records = _run(outer, [(1.0, math.inf)], theta, bounds=(-math.inf, math.inf))
 
@@ -128,7 +128,7 @@ def test_outer_optimizer_undoes_a_non_finite_step():
 
 def test_cosine_schedule_anneals_to_its_final_fraction():
     theta = _theta(0.0)
-    outer = OuterOptimizer(torch.optim.SGD, lr=1.0, schedule=cosine_schedule(0.1))
+    outer = OuterOptimizer(torch.optim.SGD, lr=1.0, schedule=CosineSchedule(0.1))
 
     _, records = _run(outer, [(1.0, 0.0)] * 5, theta)
 
@@ -141,12 +141,12 @@ def test_cosine_schedule_anneals_to_its_final_fraction():
 def test_rejection_shrinks_the_scheduled_rate():
     theta = _theta(0.0)
     outer = OuterOptimizer(
-        torch.optim.SGD, lr=1.0, schedule=cosine_schedule(0.1), shrink=0.5
+        torch.optim.SGD, lr=1.0, schedule=CosineSchedule(0.1), shrink=0.5
     )
 
     _, records = _run(outer, [(1.0, -1.0), (3.0, -1.0), (1.0, -1.0)], theta)
 
-    state_free = OuterOptimizer(torch.optim.SGD, lr=1.0, schedule=cosine_schedule(0.1))
+    state_free = OuterOptimizer(torch.optim.SGD, lr=1.0, schedule=CosineSchedule(0.1))
     _, free = _run(state_free, [(1.0, 0.0)] * 3, _theta())
     assert records[2]["hyper_lr"] == pytest.approx(0.5 * free[2]["hyper_lr"])
 
@@ -168,3 +168,120 @@ def test_tail_average_without_counted_steps_is_the_current_value():
     tail.add(0, [theta])  # before the tail
 
     assert float(tail.result([theta])[0]) == 3.0
+
+
+def test_scheduler_class_gets_its_length_from_the_planned_steps():
+    theta = _theta(0.0)
+    linear = OuterOptimizer(
+        torch.optim.SGD,
+        lr=1.0,
+        schedule=torch.optim.lr_scheduler.LinearLR,
+        schedule_kwargs={"start_factor": 1.0, "end_factor": 0.2},
+    )
+
+    _, records = _run(linear, [(1.0, 0.0)] * 5, theta)
+
+    # total_iters = 4 planned intervals: 1.0, 0.8, 0.6, 0.4, 0.2.
+    rates = [r["hyper_lr"] for r in records]
+    assert rates == pytest.approx([1.0, 0.8, 0.6, 0.4, 0.2])
+
+
+def test_scheduler_class_with_its_own_arguments():
+    step = OuterOptimizer(
+        torch.optim.SGD,
+        lr=1.0,
+        schedule=torch.optim.lr_scheduler.StepLR,
+        schedule_kwargs={"step_size": 2, "gamma": 0.5},
+    )
+
+    _, records = _run(step, [(1.0, 0.0)] * 5, _theta())
+
+    assert [r["hyper_lr"] for r in records] == pytest.approx([1, 1, 0.5, 0.5, 0.25])
+
+
+def test_default_schedule_is_cosine_to_a_tenth_and_none_keeps_the_rate():
+    _, cosine = _run(OuterOptimizer(torch.optim.SGD), [(1.0, 0.0)] * 4, _theta())
+    _, constant = _run(
+        OuterOptimizer(torch.optim.SGD, schedule=None), [(1.0, 0.0)] * 4, _theta()
+    )
+
+    assert cosine[0]["hyper_lr"] == pytest.approx(0.5)
+    assert cosine[-1]["hyper_lr"] == pytest.approx(0.05)
+    assert [r["hyper_lr"] for r in constant] == pytest.approx([0.5] * 4)
+
+
+@pytest.mark.parametrize(
+    ("warmup", "interval", "max_epochs", "expected"),
+    [
+        ("auto", 1, 9, [3, 4, 5, 6, 7, 8]),
+        (2, 3, 12, [2, 5, 8, 11]),
+        (0, 2, 6, [2, 4]),  # counted from epoch 0, none before the first
+        (5, 1, 5, []),  # nothing after the last epoch
+    ],
+)
+def test_due_epochs_follow_warmup_and_interval(warmup, interval, max_epochs, expected):
+    outer = OuterOptimizer(warmup=warmup, interval=interval)
+
+    assert outer.due_epochs(max_epochs) == expected
+
+
+def test_adam_defaults_to_no_momentum_and_keeps_given_betas():
+    theta = _theta()
+    default = OuterOptimizer().init([theta], [(-1.0, 1.0)], 3).optimizer
+    given = OuterOptimizer(optimizer_kwargs={"betas": (0.5, 0.99)})
+    chosen = given.init([theta], [(-1.0, 1.0)], 3).optimizer
+    adamw = OuterOptimizer(torch.optim.AdamW).init([theta], [(-1.0, 1.0)], 3)
+
+    assert default.param_groups[0]["betas"] == (0.0, 0.9)
+    assert chosen.param_groups[0]["betas"] == (0.5, 0.99)
+    assert adamw.optimizer.param_groups[0]["betas"] == (0.9, 0.999)
+
+
+def test_tail_is_the_average_of_the_configured_share():
+    tail = OuterOptimizer(average_last=0.5).tail(8)
+
+    assert tail.start == 4
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"lr": 0.0}, r"lr must be a positive number, got 0.0"),
+        ({"warmup": -1}, r"warmup must be 'auto' or an integer >= 0, got -1"),
+        ({"interval": 0}, r"interval must be an integer >= 1, got 0"),
+        ({"batch_size": 2.5}, r"batch_size must be an integer >= 1, got 2.5"),
+        ({"average_last": 0}, r"average_last must be a number in \(0, 1\], got 0"),
+        ({"shrink": 2}, r"shrink must be a number in \(0, 1\], got 2"),
+        ({"tol": -0.1}, r"tol must be a finite number >= 0, got -0.1"),
+        ({"optimizer_kwargs": {"bogus": 1}}, r"cannot build optimizer=.*bogus"),
+        ({"schedule": "cosine"}, r"schedule must be a torch.optim.lr_scheduler"),
+        (
+            {"schedule": torch.optim.lr_scheduler.StepLR},
+            r"cannot build schedule=.*StepLR.*step_size",
+        ),
+    ],
+)
+def test_invalid_options_are_refused_with_the_value(options, match):
+    from skhypergrad.exceptions import InvalidOptionError
+
+    outer = OuterOptimizer(**options)
+
+    with pytest.raises(InvalidOptionError, match=match):
+        outer.init([_theta()], [(-1.0, 1.0)], 3)
+
+
+def test_outer_optimizer_options_round_trip_like_an_estimator():
+    import pickle
+
+    from sklearn.base import clone
+
+    outer = OuterOptimizer(torch.optim.SGD, lr=0.1, warmup=2)
+
+    assert clone(outer) == outer
+    assert pickle.loads(pickle.dumps(outer)) == outer
+    assert outer.set_params(interval=3).get_params()["interval"] == 3
+    assert repr(outer) == (
+        "OuterOptimizer(optimizer=torch.optim.sgd.SGD, lr=0.1, warmup=2, interval=3)"
+    )
+    with pytest.raises(ValueError, match="has no option 'lrr'"):
+        outer.set_params(lrr=1.0)

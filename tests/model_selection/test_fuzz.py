@@ -1,8 +1,9 @@
 """Property-based tests.
 
 A valid space (tuned ranges mixed with grid and sampled entries) on valid data
-always fits with finite results; any space, data or setting either fits or
-raises one of skhypergrad's documented errors.
+always fits with the rows, scores and bounded values a search promises; the
+same cases with one fault in the data, the space or the arguments are each
+refused with that fault's own error and message.
 """
 
 import warnings
@@ -12,15 +13,14 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from scipy.stats import loguniform, randint, uniform
+from scipy.stats import loguniform, uniform
 from skorch import NeuralNetClassifier, NeuralNetRegressor
 from torch import nn
 
 from skhypergrad import HypergradSearchCV, PerLayer, PerParameter, Real, Sampled, Tuned
-from skhypergrad.exceptions import SkHypergradError
-from skhypergrad.hypergrad import CG, Neumann
-
-COUNTER = {"cases": 0, "fitted": 0, "refused": 0}
+from skhypergrad.exceptions import InvalidHyperparameterError, InvalidInputError
+from skhypergrad.hypergrad import CG, CosineSchedule, Neumann
+from skhypergrad.utils._validation import InvalidParameterError
 
 
 class Fuzzy(nn.Module):
@@ -36,39 +36,6 @@ class Fuzzy(nn.Module):
         return self.out(self.dropout(torch.relu(self.hidden(X))))
 
 
-bounds = st.one_of(
-    st.floats(1e-7, 1.0),
-    st.sampled_from([0.0, -1.0, float("nan"), float("inf"), 5.0]),
-)
-ranges = st.one_of(
-    st.builds(Real, bounds, bounds, st.booleans()),
-    st.builds(
-        lambda a, b: loguniform(min(a, b) + 1e-9, max(a, b) + 2e-9),
-        st.floats(1e-7, 0.5),
-        st.floats(1e-7, 0.5),
-    ),
-    st.builds(lambda a, w: uniform(a, w), st.floats(0.0, 0.5), st.floats(0.01, 0.5)),
-    st.just([0.1, 0.2]),
-    st.just(randint(1, 4)),
-    st.just(0.3),
-)
-hostile_spaces = st.dictionaries(
-    st.sampled_from(
-        [
-            "optimizer__weight_decay",
-            "module__dropout",
-            "lr",
-            "module__n_out",
-            "max_epochs",
-            "optimizer__momentum",
-            "criterion",
-            "module__nothing",
-        ]
-    ),
-    st.one_of(ranges, st.builds(PerLayer, ranges), st.builds(PerParameter, ranges)),
-    min_size=1,
-    max_size=3,
-)
 valid_decay = st.one_of(
     st.builds(
         lambda lo, span: Real(lo, lo * 10**span, log=True),
@@ -99,12 +66,12 @@ valid_spaces = st.fixed_dictionaries(
         "lr": st.just(loguniform(1e-3, 1e-2)),
     },
 ).filter(bool)
-spaces = st.one_of(valid_spaces, valid_spaces, hostile_spaces)
 
 
 @st.composite
-def problems(draw, valid=False):
-    n = draw(st.integers(18, 40) if valid else st.integers(3, 40))
+def problems(draw):
+    """A small valid problem: float64, float32 or integer X, as users hand it."""
+    n = draw(st.integers(18, 40))
     d = draw(st.integers(1, 5))
     task = draw(st.sampled_from(["classification", "regression"]))
     rng = np.random.default_rng(draw(st.integers(0, 1000)))
@@ -119,15 +86,6 @@ def problems(draw, valid=False):
     else:
         n_classes = 1
         y = rng.normal(size=n)
-    faults = [None] if valid else [None] * 6 + ["nan_X", "inf_y", "short_y"]
-    fault = draw(st.sampled_from(faults))
-    if fault == "nan_X" and X.dtype.kind == "f":
-        X[0, 0] = np.nan
-    if fault == "inf_y":
-        y = y.astype(float)
-        y[-1] = np.inf
-    if fault == "short_y":
-        y = y[:-1]
     return task, n_classes, X, y
 
 
@@ -148,19 +106,20 @@ settings_ = st.fixed_dictionaries(
             ),
         ),
         "n_iter": st.integers(1, 3),
-        "hyper_lr": st.sampled_from([1e-3, 0.5, 5.0]),
-        "hyper_lr_schedule": st.sampled_from(["constant", "cosine"]),
+        "hyper_optimizer__lr": st.sampled_from([1e-3, 0.5, 5.0]),
+        "hyper_optimizer__schedule": st.sampled_from(
+            [None, CosineSchedule(0.1), torch.optim.lr_scheduler.LinearLR]
+        ),
         "hyper_optimizer__betas": st.sampled_from(
             [(0.0, 0.9), (0.9, 0.999), (0.99, 0.0)]
         ),
-        "warmup": st.integers(0, 2),
+        "hyper_optimizer__warmup": st.integers(0, 2),
         "n_starts": st.integers(1, 2),
     }
 )
 
 
-def _run_case(problem, space, search_settings, max_epochs, must_fit=False):
-    task, n_classes, X, y = problem
+def _net(task, n_classes, max_epochs):
     common = dict(
         module=Fuzzy,
         module__n_out=n_classes,
@@ -171,29 +130,43 @@ def _run_case(problem, space, search_settings, max_epochs, must_fit=False):
         verbose=0,
     )
     if task == "classification":
-        net = NeuralNetClassifier(criterion=nn.CrossEntropyLoss, **common)
-    else:
-        net = NeuralNetRegressor(**common)
-    search = HypergradSearchCV(net, space, random_state=0, **search_settings)
-    COUNTER["cases"] += 1
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            search.fit(X, y)
-    except SkHypergradError:
-        if must_fit:
-            raise  # a valid space on valid data never raises
-        COUNTER["refused"] += 1
-        return
-    COUNTER["fitted"] += 1
-    for params in search.cv_results_["params"]:
+        return NeuralNetClassifier(criterion=nn.CrossEntropyLoss, **common)
+    return NeuralNetRegressor(**common)
+
+
+def _n_rows(space, cfg):
+    """Rows of cv_results_: GridSearchCV's candidates (RandomizedSearchCV's
+    n_iter where an outer entry is drawn), times the starting points, times
+    the max_epochs values read off the same trainings."""
+    outer = {k: v for k, v in space.items() if k != "max_epochs"}
+    lists = [v for v in outer.values() if isinstance(v, list)]
+    drawn = any(isinstance(v, Sampled) for v in outer.values())
+    candidates = cfg["n_iter"] if drawn else int(np.prod([len(v) for v in lists]))
+    return candidates * cfg["n_starts"] * len(space.get("max_epochs", [0]))
+
+
+def _check_fitted(search, space, cfg, X):
+    """What a fitted search promises, whatever the space."""
+    results = search.cv_results_
+    assert len(results["params"]) == _n_rows(space, cfg)
+    assert np.all(np.isfinite(results["mean_test_score"]))
+    assert search.best_score_ == results["mean_test_score"][search.best_index_]
+    decay = space.get("optimizer__weight_decay")
+    for params in results["params"]:
         for value in params.values():
             if isinstance(value, float):
                 assert np.isfinite(value)
-    for value in search.best_params_.values():
-        if isinstance(value, float):
-            assert np.isfinite(value)
-    assert np.all(np.isfinite(search.predict(X.astype(np.float32))))
+        if isinstance(decay, Real | type(loguniform(1, 2))):
+            low, high = _bounds(decay)
+            value = params["optimizer__weight_decay"]
+            assert low * (1 - 1e-9) <= value <= high * (1 + 1e-9)
+    assert np.all(np.isfinite(search.predict(X)))
+
+
+def _bounds(decay):
+    if isinstance(decay, Real):
+        return decay.low, decay.high
+    return decay.support()
 
 
 def _fuzz(n):
@@ -206,37 +179,152 @@ def _fuzz(n):
     )
 
 
+def _fit(problem, space, cfg, max_epochs):
+    task, n_classes, X, y = problem
+    search = HypergradSearchCV(
+        _net(task, n_classes, max_epochs), space, random_state=0, **cfg
+    )
+    with warnings.catch_warnings():
+        # Boundary values and rejected steps are reported, not failures.
+        warnings.simplefilter("ignore")
+        return search.fit(X, y)
+
+
 @_fuzz(25)
 @given(
-    problems(valid=True),
+    problems(),
     valid_spaces,
     settings_.map(lambda cfg: {**cfg, "cv": min(cfg["cv"], 3)}),
     st.integers(1, 3),
 )
-def test_fuzzed_valid_search_always_fits(problem, space, cfg, epochs):
-    _run_case(problem, space, cfg, epochs, must_fit=True)
+def test_fuzzed_valid_search_fits_as_promised(problem, space, cfg, epochs):
+    search = _fit(problem, space, cfg, epochs)
+
+    _check_fitted(search, space, cfg, problem[2])
+
+
+WD = "optimizer__weight_decay"
+
+
+def _nan_in_X(problem, space):
+    task, k, X, y = problem
+    X = X.astype(np.float64)
+    X[0, 0] = np.nan
+    return (task, k, X, y), space
+
+
+def _inf_in_y(problem, space):
+    task, k, X, y = problem
+    y = y.astype(np.float64)
+    y[-1] = np.inf
+    return (task, k, X, y), space
+
+
+def _short_y(problem, space):
+    task, k, X, y = problem
+    return (task, k, X, y[:-1]), space
+
+
+def _entry(name, value):
+    return lambda problem, space: (problem, {**space, name: value})
+
+
+# Each fault, put into a valid case, and the refusal it must get (before any
+# training: the message names the value received and what to write instead).
+FAULTS = {
+    "NaN in X": (_nan_in_X, InvalidInputError, r"X contains NaN.*Impute"),
+    "inf in y": (_inf_in_y, InvalidInputError, r"y contains NaN or infinity"),
+    "y shorter than X": (_short_y, InvalidInputError, r"X has \d+, y has \d+"),
+    "NaN bound": (
+        _entry(WD, Real(float("nan"), 1.0)),
+        InvalidHyperparameterError,
+        r"must be finite numbers, got low=nan",
+    ),
+    "infinite bound": (
+        _entry(WD, Real(1e-3, float("inf"))),
+        InvalidHyperparameterError,
+        r"must be finite numbers.*high=inf",
+    ),
+    "bounds reversed": (
+        _entry(WD, Real(1.0, 1e-3)),
+        InvalidHyperparameterError,
+        r"need low < high, got low=1.0, high=0.001",
+    ),
+    "negative decay": (
+        _entry(WD, Real(-1.0, 1.0)),
+        InvalidHyperparameterError,
+        r"must be >= 0.*\[-1.0, 1.0\]",
+    ),
+    "misspelt name": (
+        _entry("optimizer__weight_decy", loguniform(1e-4, 1e-2)),
+        InvalidHyperparameterError,
+        r"did you mean 'optimizer__weight_decay'",
+    ),
+    "per-layer dropout": (
+        _entry("module__dropout", PerLayer(uniform(0, 0.5))),
+        InvalidHyperparameterError,
+        r"apply to weight decay only",
+    ),
+    "dropout range past 1": (
+        _entry("module__dropout", Tuned(uniform(0.5, 0.8))),
+        InvalidHyperparameterError,
+        r"must lie in \[0, 1\).*\[0.5, 1.3\]",
+    ),
+    "Tuned layer size": (
+        _entry("module__n_out", Tuned(uniform(1, 3))),
+        InvalidHyperparameterError,
+        r"'module__n_out' is wrapped in Tuned",
+    ),
+}
+# Faults in the search's own arguments.
+ARGUMENT_FAULTS = {
+    "negative outer rate": (
+        {"hyper_optimizer__lr": -1.0},
+        r"lr must be a positive number, got -1.0",
+    ),
+    "unknown schedule": (
+        {"hyper_optimizer__schedule": "cosine"},
+        r"schedule must be a torch.optim.lr_scheduler class",
+    ),
+    "old hyper_lr": ({"hyper_lr": 0.1}, r"'hyper_lr'.*hyper_optimizer__lr"),
+    "unknown solver": ({"solver": "nope"}, r"'solver' parameter.*Got 'nope'"),
+    "zero unroll steps": ({"unroll_steps": 0}, r"'unroll_steps'.*Got 0"),
+}
 
 
 @_fuzz(30)
-@given(problems(), spaces, settings_, st.integers(1, 3))
-def test_fuzzed_search_fits_or_raises_documented_error(problem, space, cfg, epochs):
-    before = dict(COUNTER)
-    _run_case(problem, space, cfg, epochs)
-    assert COUNTER["cases"] == before["cases"] + 1
+@given(
+    problems(),
+    valid_spaces,
+    settings_.map(lambda cfg: {**cfg, "cv": min(cfg["cv"], 3)}),
+    st.sampled_from(sorted(FAULTS)),
+)
+def test_fuzzed_fault_is_refused_with_its_message(problem, space, cfg, fault):
+    mutate, error, match = FAULTS[fault]
+    problem, space = mutate(problem, space)
+
+    with pytest.raises(error, match=match):
+        _fit(problem, space, cfg, 2)
 
 
-def test_fuzz_share_of_fitted_cases():
-    # Runs after the two fuzz tests above (file order): every valid case fitted,
-    # and the hostile mix is not refused wholesale.
-    if COUNTER["cases"] < 55:
-        pytest.skip("run with the fuzz tests above")
-    assert COUNTER["fitted"] >= 25
-    assert COUNTER["refused"] >= 1
-    assert COUNTER["fitted"] / COUNTER["cases"] >= 0.5
+@_fuzz(15)
+@given(
+    problems(),
+    valid_spaces,
+    settings_.map(lambda cfg: {**cfg, "cv": min(cfg["cv"], 3)}),
+    st.sampled_from(sorted(ARGUMENT_FAULTS)),
+)
+def test_fuzzed_bad_argument_is_refused_with_its_message(problem, space, cfg, fault):
+    arguments, match = ARGUMENT_FAULTS[fault]
+
+    with pytest.raises(InvalidParameterError, match=match):
+        _fit(problem, space, {**cfg, **arguments}, 2)
 
 
 @pytest.mark.slow
 @_fuzz(300)
-@given(problems(), spaces, settings_, st.integers(1, 4))
-def test_fuzzed_search_many_cases(problem, space, cfg, epochs):
-    _run_case(problem, space, cfg, epochs)
+@given(problems(), valid_spaces, settings_, st.integers(1, 4))
+def test_fuzzed_valid_search_many_cases(problem, space, cfg, epochs):
+    search = _fit(problem, space, cfg, epochs)
+
+    _check_fitted(search, space, cfg, problem[2])

@@ -131,7 +131,7 @@ def test_input_noise_is_tuned_down_and_refits(digits, per_feature):
 
     # Near a scale of 1 the validation loss is flat in it (its direction then
     # depends on the seed); from 3 every seed tried (0-4) went down to about 0.8.
-    search = _search(estimator, space, X, y, hyper_batch_size=256)
+    search = _search(estimator, space, X, y, hyper_optimizer__batch_size=256)
 
     value = search.best_params_["callbacks__noise__scale"]
     if per_feature:

@@ -199,7 +199,7 @@ def test_nonfinite_hypergradient_skips_step(
     outcomes = [None, None, injected, injected]
     monkeypatch.setattr(bilevel, "hypergradient", _fake_hypergradient(outcomes))
     with pytest.warns(HyperstepSkippedWarning, match="1 of"):
-        search = _search(make_classifier(), warmup=1).fit(X, y)
+        search = _search(make_classifier(), hyper_optimizer__warmup=1).fit(X, y)
     assert search.path_["skipped"][:3] == [False, True, False]
     assert search.path_["reason"][1]
     _assert_finite_results(search)
@@ -210,7 +210,9 @@ def test_diverging_neumann_is_skipped_and_reported(
     classification_data, make_classifier
 ):
     X, y = classification_data
-    search = _search(make_classifier(), solver=Neumann(alpha=1e6), warmup=1)
+    search = _search(
+        make_classifier(), solver=Neumann(alpha=1e6), hyper_optimizer__warmup=1
+    )
     with pytest.warns(HyperstepSkippedWarning):
         search.fit(X, y)
     assert all(search.path_["skipped"])
@@ -227,7 +229,12 @@ def test_hyperparameter_driven_to_bound_is_recorded(
     # A constant negative hypergradient pushes every value up, to the bound.
     monkeypatch.setattr(bilevel, "hypergradient", _fake_hypergradient([-1.0] * 100))
     space = {"optimizer__weight_decay": loguniform(1e-5, 1e-3)}
-    search = _search(make_classifier(max_epochs=12), space, warmup=1, hyper_lr=1.0)
+    search = _search(
+        make_classifier(max_epochs=12),
+        space,
+        hyper_optimizer__warmup=1,
+        hyper_optimizer__lr=1.0,
+    )
     with pytest.warns(BoundaryValueWarning, match="reached the upper bound"):
         search.fit(X, y)
     assert "optimizer__weight_decay" in search.path_["at_bound"][-1]

@@ -196,9 +196,9 @@ def test_weights_find_flipped_labels_against_a_trusted_split(make_classifier):
         SPACE,
         cv=PredefinedSplit(np.where(trusted, 0, -1)),
         random_state=0,
-        hyper_batch_size=256,
-        hyper_lr=0.1,
-        warmup=1,
+        hyper_optimizer__batch_size=256,
+        hyper_optimizer__lr=0.1,
+        hyper_optimizer__warmup=1,
     ).fit(X, y)
 
     weight = search.best_params_[NAME]
@@ -415,7 +415,7 @@ def test_a_hyper_step_follows_only_the_weights_of_its_minibatch_rows(
         SPACE,
         cv=KFold(2),
         random_state=0,
-        hyper_batch_size=8,
+        hyper_optimizer__batch_size=8,
     ).fit(X, y)
 
     assert len(seen) == 4  # 2 splits x 2 hyper-steps

@@ -35,6 +35,7 @@ from skhypergrad.exceptions import (
     InvalidInputError,
     UnsupportedEstimatorError,
 )
+from skhypergrad.hypergrad import OuterOptimizer
 from skhypergrad.utils._validation import InvalidParameterError
 
 from .conftest import MAX_EPOCHS, N_LAYERS, N_WEIGHTS
@@ -210,7 +211,7 @@ def test_search_nested_cross_validation(classification_data, make_classifier):
 
 # ------------------------------------------------------- clone, params, pickle
 def test_clone_keeps_constructor_arguments(make_classifier):
-    search = _search(make_classifier(), n_starts=2, hyper_lr=0.1, cv=3)
+    search = _search(make_classifier(), n_starts=2, hyper_optimizer__lr=0.1, cv=3)
 
     cloned = clone(search)
 
@@ -278,25 +279,55 @@ def test_same_random_state_repeats_search(classification_data, make_classifier):
     np.testing.assert_array_equal(first.predict_proba(X), second.predict_proba(X))
 
 
+_STEP = torch.optim.lr_scheduler.StepLR
+
+
 @pytest.mark.parametrize(
     ("schedule", "expected"),
     [
-        ("constant", [0.4] * 4),
-        # half cosine from hyper_lr to hyper_lr / 10 over the 4 planned steps
-        ("cosine", [0.4, 0.4 * (0.1 + 0.9 * 0.75), 0.4 * (0.1 + 0.9 * 0.25), 0.04]),
+        ({"hyper_optimizer__schedule": None}, [0.4] * 4),
+        # the default: half cosine from lr to lr / 10 over the 4 planned steps
+        ({}, [0.4, 0.4 * (0.1 + 0.9 * 0.75), 0.4 * (0.1 + 0.9 * 0.25), 0.04]),
+        (
+            {
+                "hyper_optimizer__schedule": _STEP,
+                "hyper_optimizer__schedule_kwargs": {"step_size": 2, "gamma": 0.5},
+            },
+            [0.4, 0.4, 0.2, 0.2],
+        ),
     ],
 )
-def test_hyper_lr_schedule_sets_each_step_rate(
+def test_outer_schedule_sets_each_step_rate(
     classification_data, make_classifier, schedule, expected
 ):
     X, y = classification_data
     # 6 epochs, warm-up 2: hyper-steps after epochs 2, 3, 4, 5 (4 planned).
     search = _search(
-        make_classifier(), hyper_lr=0.4, hyper_lr_schedule=schedule, warmup=2
+        make_classifier(),
+        hyper_optimizer__lr=0.4,
+        hyper_optimizer__warmup=2,
+        **schedule,
     ).fit(X, y)
 
     assert search.path_["epoch"] == [2, 3, 4, 5]
     np.testing.assert_allclose(search.path_["hyper_lr"], expected, rtol=1e-12)
+
+
+def test_outer_optimizer_instance_gives_the_same_path_as_its_arguments(
+    classification_data, make_classifier
+):
+    X, y = classification_data
+    by_arguments = _search(
+        make_classifier(), hyper_optimizer__lr=0.3, hyper_optimizer__warmup=2
+    ).fit(X, y)
+    outer = OuterOptimizer(lr=0.3, warmup=2)
+    by_instance = _search(make_classifier(), hyper_optimizer=outer).fit(X, y)
+
+    assert by_instance.path_ == by_arguments.path_
+    # Nested set_params reaches the instance, as for a Pipeline step.
+    by_instance.set_params(hyper_optimizer__interval=2)
+    assert outer.interval == 2
+    assert by_instance.get_params()["hyper_optimizer__interval"] == 2
 
 
 @pytest.mark.parametrize("betas", [(0.9,), (1.0, 0.9), (0.5, -0.1), ("a", 0.9)])
@@ -330,7 +361,7 @@ def test_hyper_optimizer_can_be_sgd(classification_data, make_classifier):
     search = _search(
         make_classifier(),
         hyper_optimizer=torch.optim.SGD,
-        hyper_lr=0.1,
+        hyper_optimizer__lr=0.1,
         hyper_optimizer__momentum=0.5,
     ).fit(X, y)
 
@@ -338,10 +369,27 @@ def test_hyper_optimizer_can_be_sgd(classification_data, make_classifier):
     assert len(set(search.path_["optimizer__weight_decay"])) > 1
 
 
-def test_hyper_lr_schedule_rejects_unknown_name(classification_data, make_classifier):
+@pytest.mark.parametrize(
+    ("arguments", "match"),
+    [
+        (
+            {"hyper_optimizer__schedule": "linear"},
+            r"schedule must be a torch.optim.lr_scheduler class.*got 'linear'",
+        ),
+        ({"hyper_optimizer__warmup": -2}, r"warmup must be 'auto' or an integer"),
+        ({"hyper_optimizer__lr": 0}, r"lr must be a positive number, got 0"),
+        (
+            {"hyper_optimizer": OuterOptimizer(), "hyper_optimizer__lr": 0.1},
+            r"holds its own options",
+        ),
+    ],
+)
+def test_outer_options_are_refused_with_the_argument_named(
+    classification_data, make_classifier, arguments, match
+):
     X, y = classification_data
-    with pytest.raises(ValueError, match="hyper_lr_schedule.*'linear'"):
-        _search(make_classifier(), hyper_lr_schedule="linear").fit(X, y)
+    with pytest.raises(InvalidParameterError, match=match):
+        _search(make_classifier(), **arguments).fit(X, y)
 
 
 # Starting two worker processes that import torch takes ~15 s on 2 cores.
@@ -699,5 +747,5 @@ def test_adams_no_momentum_default_goes_to_adam_only(make_classifier):
     adam = _search(net)._outer_optimizer()
     adamw = _search(net, hyper_optimizer=torch.optim.AdamW)._outer_optimizer()
 
-    assert adam.optimizer_kwargs == {"betas": (0.0, 0.9)}
-    assert adamw.optimizer_kwargs == {}
+    assert adam._optimizer_kwargs() == {"betas": (0.0, 0.9)}
+    assert adamw._optimizer_kwargs() == {}

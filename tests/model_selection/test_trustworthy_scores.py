@@ -121,12 +121,12 @@ def test_a_step_after_which_the_validation_loss_rose_is_rejected(
         assert "validation loss rose" in path["reason"][i]
         # It rose from the previous measurement by more than the tolerance.
         assert path["val_loss"][i] > 1.002 * path["val_loss"][i - 1]
-        # The values went back to where the previous loss was measured.
-        assert (
-            path["optimizer__weight_decay"][i]
-            == pytest.approx(path["optimizer__weight_decay"][i - 1], rel=1e-6)
-            or path["rejected"][i - 1]
-        )
+        # The values went back to where the previous loss was measured: the
+        # step after it (recorded at i - 1) is undone, so they are those after
+        # step i - 2; after a rejection at i - 1 no step was taken to undo.
+        decay = path["optimizer__weight_decay"]
+        before = decay[i - 1] if path["rejected"][i - 1] else decay[i - 2]
+        assert decay[i] == pytest.approx(before, rel=1e-6)
     assert search.cv_results_["n_rejected_hypersteps"][0] == len(rejected)
 
 
