@@ -149,7 +149,8 @@ for name, (cv_score, test_score) in rows.items():
 #   one decay (0.854 against 0.906). The splits then train on 90 rows, and a
 #   decay tuned for 90 rows does not suit the refit on 300 (one decay tuned
 #   that way fell to 0.68);
-# - **fewer or smaller hyper-steps** (``hyper_optimizer__lr=0.05``, ``hyper_optimizer__interval=4``)
+# - **fewer or smaller hyper-steps** (``hyper_optimizer__lr=0.05``,
+#   ``hyper_optimizer__interval=4``)
 #   remove the optimism too, and lose more test accuracy (0.82-0.83): the
 #   decays stay near the middle of the range, too weak; a larger
 #   ``hyper_optimizer__batch_size`` changes nothing;
