@@ -10,6 +10,8 @@ hyper-step (``run_split``). A worker lost on the way is reported as
 from __future__ import annotations
 
 import contextlib
+import re
+import time
 
 import torch
 from joblib import Parallel, delayed, effective_n_jobs
@@ -43,38 +45,90 @@ def _run_by_candidate(tasks, X, y, splits, settings, progress, n_jobs, pre_dispa
     here = effective_n_jobs(n_jobs) == 1
     callbacks = [progress.for_task(t) if here else None for t in tasks]
     jobs = (
-        delayed(run_candidate)(t, X, y, splits, settings, on_epoch=c)
+        delayed(_Timed(run_candidate))(t, X, y, splits, settings, on_epoch=c)
         for t, c in zip(tasks, callbacks)
     )
-    parallel = Parallel(n_jobs=n_jobs, pre_dispatch=pre_dispatch, return_as="generator")
-    results = []
-    for task, callback, result in zip(tasks, callbacks, parallel(jobs)):
+    parallel = make_parallel(n_jobs=n_jobs, pre_dispatch=pre_dispatch)
+    results, clock = [], _Clock()
+    for task, callback, timed in zip(tasks, callbacks, parallel(jobs)):
+        result = clock.add(timed)
         progress.task_done(task, getattr(callback, "counted", 0), result)
         results.append(result)
+    if not here:
+        progress.workers(n_jobs, *clock.summary())
     return results
 
 
 def _run_by_split(tasks, X, y, splits, settings, progress, n_jobs):
-    rendezvous = Rendezvous()
+    rendezvous = Rendezvous(local=_workers(n_jobs)[1] == "processes")
     addresses = [rendezvous.address() for _ in tasks]
     jobs = (
-        delayed(run_split)(task, X, y, splits, k, address, settings)
+        delayed(_Timed(run_split, f"run_split{k}"))(
+            task, X, y, splits, k, address, settings
+        )
         for task, address in zip(tasks, addresses)
         for k in range(len(splits))
     )
     # A candidate's splits wait for each other: one job per worker call,
     # dispatched in order (a pre_dispatch below the number of splits
     # would leave a split waiting for a sibling never sent).
-    parallel = Parallel(
-        n_jobs=n_jobs, pre_dispatch="all", batch_size=1, return_as="generator"
-    )
-    parts = iter(parallel(jobs))
+    parallel = make_parallel(n_jobs=n_jobs, pre_dispatch="all", batch_size=1)
+    parts, clock = iter(parallel(jobs)), _Clock()
     results = []
-    for task in tasks:
-        rows = assemble(task, [next(parts) for _ in splits], settings)
-        progress.task_done(task, 0, rows)
-        results.append(rows)
+    try:
+        for task in tasks:
+            rows = assemble(task, [clock.add(next(parts)) for _ in splits], settings)
+            progress.task_done(task, 0, rows)
+            results.append(rows)
+    finally:
+        rendezvous.close()
+    progress.workers(n_jobs, *clock.summary())
     return results
+
+
+class _Timed:
+    """A job that hands back its result, when it started and how long it ran
+    (named as the job, so that a cluster's dashboard shows what runs)."""
+
+    def __init__(self, job, name=None):
+        self.job = job
+        self.__name__ = name or job.__name__
+
+    def __call__(self, *args, **kwargs):
+        start = time.time()
+        result = self.job(*args, **kwargs)
+        return result, start, time.time() - start
+
+
+class _Clock:
+    """When the jobs of one ``Parallel`` call started and how long they ran,
+    to tell how long the first waited for the workers (process start, imports)."""
+
+    def __init__(self):
+        self.dispatched = time.time()
+        self.starts, self.durations = [], []
+
+    def add(self, timed):
+        result, start, duration = timed
+        self.starts.append(start)
+        self.durations.append(duration)
+        return result
+
+    def summary(self) -> tuple[float, float]:
+        """Seconds before the first job started, and seconds of work in all."""
+        return max(0.0, min(self.starts) - self.dispatched), sum(self.durations)
+
+
+def make_parallel(**kwargs) -> Parallel:
+    """joblib's ``Parallel``, handing results back as they come where the
+    active backend can (loky, threads, Dask) and as one list where it cannot
+    (Ray's and the multiprocessing backend): the results are the same, only
+    the progress bar then moves when the list is complete."""
+    from joblib.parallel import get_active_backend
+
+    backend, _ = get_active_backend()
+    streams = getattr(backend, "supports_return_generator", False)
+    return Parallel(return_as="generator" if streams else "list", **kwargs)
 
 
 @contextlib.contextmanager
@@ -85,10 +139,18 @@ def lost_workers():
     except Exception as exc:
         if not _is_worker_failure(exc):
             raise
+        # A cluster names the lost job; split jobs are named run_split<k>.
+        split = re.search(r"run_split(\d+)", str(exc))
+        where = (
+            f" (split {split[1]} of a candidate whose splits trained each in a "
+            "worker of its own)"
+            if split
+            else ""
+        )
         raise ParallelWorkerError(
-            f"A parallel worker was lost while running the search's candidates "
-            f"({type(exc).__name__}: {exc}). Nothing was fitted. Re-run fit "
-            "(the same random_state gives the same result), or use n_jobs=1."
+            f"A parallel worker was lost while running the search's candidates"
+            f"{where} ({type(exc).__name__}: {exc}). Nothing was fitted. Re-run "
+            "fit (the same random_state gives the same result), or use n_jobs=1."
         ) from exc
 
 
@@ -108,27 +170,49 @@ def _by_split(tasks, splits, settings, n_jobs) -> bool:
     """Whether the splits of each candidate should run in workers of their own.
 
     Only where it pays and is safe: several splits, fewer candidates than
-    workers and no fewer workers than splits, a process-based joblib backend
-    (loky or multiprocessing hand jobs out in order; a cluster's scheduler
-    may not, and a split could wait for a sibling that never starts), and
-    ``error_score`` not ``"raise"`` (a raising split would leave its siblings
-    waiting).
+    workers and no fewer workers than splits, workers that are processes of
+    their own, and ``error_score`` not ``"raise"`` (a raising split would
+    leave its siblings waiting). Under loky or multiprocessing, jobs are
+    handed out in order, so a candidate's splits always meet. A cluster's
+    scheduler (Dask, Ray) may hand them out in any order: there, every split
+    of every candidate must be able to run at once (no more split jobs than
+    single-threaded worker processes), or a split could wait for a sibling
+    that never starts.
     """
-    from joblib.parallel import get_active_backend
-
-    n_workers = effective_n_jobs(n_jobs)
-    backend, _ = get_active_backend()
-    processes = type(backend).__name__ in {"LokyBackend", "MultiprocessingBackend"}
+    n_workers, kind = _workers(n_jobs)
+    fits = len(splits) > 1 and n_workers >= len(splits) and len(tasks) < n_workers
+    if kind == "cluster":
+        fits = fits and len(tasks) * len(splits) <= n_workers
     return (
         torch.distributed.is_available()  # builds without it keep splits together
-        and len(splits) > 1
-        and n_workers >= len(splits)
-        and len(tasks) < n_workers
-        and processes
+        and kind in {"processes", "cluster"}
+        and fits
         and not (
             isinstance(settings.error_score, str) and settings.error_score == "raise"
         )
     )
+
+
+def _workers(n_jobs) -> tuple[int, str]:
+    """How many workers the active joblib backend gives, and what they are:
+    ``"processes"`` on this machine, ``"cluster"`` processes a scheduler
+    places, or ``"other"`` (threads, or workers that run several jobs at once
+    in one process)."""
+    from joblib.parallel import get_active_backend
+
+    backend, _ = get_active_backend()
+    name = type(backend).__name__
+    if name in {"LokyBackend", "MultiprocessingBackend"}:
+        return effective_n_jobs(n_jobs), "processes"
+    if name == "RayBackend":  # every worker of Ray's pool is an actor process
+        return effective_n_jobs(n_jobs), "cluster"
+    if name == "DaskDistributedBackend":
+        threads = list(backend.client.nthreads().values())
+        # Two splits in threads of one worker process would take turns with
+        # torch's process-wide generator, and wait for each other forever.
+        single = bool(threads) and all(t == 1 for t in threads)
+        return len(threads), "cluster" if single else "other"
+    return effective_n_jobs(n_jobs), "other"
 
 
 def _refuse_threads(n_jobs) -> None:
@@ -152,4 +236,4 @@ def _is_worker_failure(exc) -> bool:
     return any(cls.__name__ in _WORKER_FAILURES for cls in type(exc).__mro__)
 
 
-__all__ = ["lost_workers", "run_tasks"]
+__all__ = ["lost_workers", "make_parallel", "run_tasks"]

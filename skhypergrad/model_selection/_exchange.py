@@ -9,8 +9,13 @@ status and hypergradient); every split then takes the same step.
   or a worker running a whole candidate).
 - :class:`GlooExchange`: one split per worker process; the vectors travel
   through ``torch.distributed``'s gloo backend (an ``allgather`` on the
-  loopback interface). The store that lets the workers find each other lives
-  in the search's own process (:class:`Rendezvous`).
+  loopback interface, or over TCP between the hosts of a cluster). The store
+  that lets the workers find each other lives in the search's own process
+  (:class:`Rendezvous`), at an address the workers can reach: the loopback
+  for workers on this machine, this host's address for a cluster's workers,
+  or the ``SKHYPERGRAD_EXCHANGE_ADDR`` / ``SKHYPERGRAD_EXCHANGE_PORT`` of the
+  environment (a multi-host cluster whose workers reach the client under
+  another name, or through one open port).
 
 Both give the same vectors in the same order, so a candidate's results do not
 depend on where its splits ran.
@@ -18,10 +23,15 @@ depend on where its splits ran.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import itertools
+import os
+import socket
 
 import torch
+
+from ..exceptions import ParallelWorkerError
 
 # A stuck peer (a worker killed by the system) is only waited for this long;
 # joblib kills the remaining workers of a failed search well before.
@@ -56,19 +66,37 @@ class GlooExchange:
         import torch.distributed as dist
 
         host, port, key = address
-        store = dist.TCPStore(host, port, is_master=False, timeout=TIMEOUT)
-        self.group = dist.ProcessGroupGloo(
-            dist.PrefixStore(key, store), rank, n_splits, TIMEOUT
-        )
         self.rank, self.n_splits = rank, n_splits
+        with self._lost("meeting"):
+            store = dist.TCPStore(host, port, is_master=False, timeout=TIMEOUT)
+            self.group = dist.ProcessGroupGloo(
+                dist.PrefixStore(key, store), rank, n_splits, TIMEOUT
+            )
 
     def gather(self, vectors: dict) -> dict:
         """``{rank: vector}`` -> ``{split: vector}`` for every split."""
         (mine,) = vectors.values()
         mine = mine.to(torch.float64).contiguous()
         out = [torch.empty_like(mine) for _ in range(self.n_splits)]
-        self.group.allgather([out], [mine]).wait()
+        with self._lost("exchanging hypergradients with"):
+            self.group.allgather([out], [mine]).wait()
         return dict(enumerate(out))
+
+    @contextlib.contextmanager
+    def _lost(self, doing):
+        """A failed connection: another split's worker died, or the search
+        ended (its store closed); say which split saw it."""
+        try:
+            yield
+        except (RuntimeError, ConnectionError) as exc:
+            raise ParallelWorkerError(
+                f"Split {self.rank} of a candidate lost contact while {doing} the "
+                f"other {self.n_splits - 1} split(s), each in a worker of its own "
+                f"({type(exc).__name__}: {exc}). A parallel worker was lost: the "
+                "worker running another split died or was stopped, or the search "
+                "ended. Nothing was fitted. Re-run fit (the same random_state gives "
+                "the same result), or use n_jobs=1."
+            ) from exc
 
     def close(self) -> None:
         """Drop the process group (the workers are reused by joblib)."""
@@ -80,19 +108,36 @@ class Rendezvous:
 
     Lives in the search's process for one ``fit``; each candidate gets its
     own key, so that candidates running side by side never mix.
+
+    Parameters
+    ----------
+    local : bool, default=True
+        Whether every worker runs on this machine (the loopback is used);
+        otherwise this host's address, as the workers must reach it.
+        ``SKHYPERGRAD_EXCHANGE_ADDR`` and ``SKHYPERGRAD_EXCHANGE_PORT`` in
+        the environment override the host and the port (0: a free one).
     """
 
-    def __init__(self):
+    def __init__(self, local: bool = True):
         import torch.distributed as dist
 
+        self.host = os.environ.get("SKHYPERGRAD_EXCHANGE_ADDR") or (
+            HOST if local else socket.gethostbyname(socket.gethostname())
+        )
+        port = int(os.environ.get("SKHYPERGRAD_EXCHANGE_PORT", "0"))
         self.store = dist.TCPStore(
-            HOST, 0, is_master=True, timeout=TIMEOUT, wait_for_workers=False
+            self.host, port, is_master=True, timeout=TIMEOUT, wait_for_workers=False
         )
         self._keys = itertools.count()
 
     def address(self) -> tuple:
         """A fresh ``(host, port, key)`` for one candidate's splits."""
-        return HOST, self.store.port, f"candidate{next(self._keys)}/"
+        return self.host, self.store.port, f"candidate{next(self._keys)}/"
+
+    def close(self) -> None:
+        """Stop the store: a split still waiting on it (its sibling failed)
+        gets a connection error at once instead of waiting for the timeout."""
+        self.store = None
 
 
 def pack(*parts) -> torch.Tensor:

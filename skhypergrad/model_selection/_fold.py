@@ -31,10 +31,25 @@ HOOKS_NAME = "skhypergrad_hooks"
 
 
 class _Hooks(Callback):
-    """Calls the bindings that act on every training batch (per-weight decay)."""
+    """Calls the bindings that act on every training batch (per-weight decay),
+    and keeps skorch's validation pass from moving torch's generator."""
 
     def __init__(self, bindings=()):
         self.bindings = bindings
+        self.rng_state_ = None
+
+    def on_batch_end(self, net, batch=None, training=None, **kwargs):  # noqa: D102
+        if training:
+            self.rng_state_ = torch.get_rng_state()
+
+    def on_epoch_end(self, net, **kwargs):  # noqa: D102
+        # Since the last training batch only skorch's validation pass ran (when
+        # a callback of the user's may read its scores), and its DataLoader drew
+        # a seed from torch's generator. Forget the draw: a logging callback
+        # must leave the training (shuffling, dropout masks) as it is without.
+        if self.rng_state_ is not None:
+            torch.set_rng_state(self.rng_state_)
+            self.rng_state_ = None
 
     def on_grad_computed(self, net, named_parameters, **kwargs):  # noqa: D102
         if self.bindings:

@@ -5,7 +5,10 @@ split networks' own epoch tables, each line labelled with its split."""
 
 from __future__ import annotations
 
+import logging
 import math
+
+logger = logging.getLogger("skhypergrad")
 
 
 class SearchProgress:
@@ -72,6 +75,27 @@ class SearchProgress:
         if not counted and rows and rows[-1]["path"]:  # ran in a worker
             for record in rows[-1]["path"]:
                 self.show(record)
+
+    def workers(self, n_jobs, waited, work) -> None:
+        """Say when starting the workers cost more than running jobs in them
+        saved (``verbose >= 1``): ``waited`` seconds before the first job
+        started, ``work`` seconds of jobs in all."""
+        from joblib import effective_n_jobs
+
+        n_workers = effective_n_jobs(n_jobs)
+        logger.debug("workers: first job after %.2f s, %.2f s of jobs", waited, work)
+        if self.verbose < 1 or n_workers < 2 or waited < work * (1 - 1 / n_workers):
+            return
+        from tqdm.auto import tqdm
+
+        tqdm.write(
+            f"n_jobs={n_jobs} did not pay in this fit: the first job waited "
+            f"{waited:.1f} s for the {n_workers} workers to start (new processes "
+            f"importing torch), and the jobs ran {work:.1f} s in all, which "
+            "n_jobs=1 would have run in about that time. joblib keeps its workers "
+            "for the next fit in this session, which starts at once; for a single "
+            "small search, n_jobs=1 is faster."
+        )
 
     def show(self, record) -> None:
         """Show the last hyper-step's validation loss and values (and its row)."""

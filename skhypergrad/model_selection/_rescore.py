@@ -31,8 +31,9 @@ import logging
 import math
 
 import numpy as np
-from joblib import Parallel, delayed, hash
+from joblib import delayed, hash
 
+from ._dispatch import make_parallel
 from ._exchange import LocalExchange
 from ._outer_loop import assemble, run_splits, with_params
 from ._results import at_bounds
@@ -149,7 +150,7 @@ def _run_constants(
         for c in constants
         for k in range(len(splits))
     )
-    parallel = Parallel(n_jobs=n_jobs, pre_dispatch=pre_dispatch, return_as="generator")
+    parallel = make_parallel(n_jobs=n_jobs, pre_dispatch=pre_dispatch)
     parts = iter(parallel(jobs))
     scored = {}
     for c in constants:

@@ -6,6 +6,7 @@ cancelled), so the documented behaviour is a clear ParallelWorkerError and an
 unfitted search; a re-run gives the undisturbed result.
 """
 
+import re
 import threading
 import time
 
@@ -112,3 +113,131 @@ def test_killed_dask_worker_fails_clearly_and_rerun_matches(
 
     assert rerun.cv_results_["params"] == reference.cv_results_["params"]
     assert rerun.best_params_ == reference.best_params_
+
+
+@pytest.mark.slow
+def test_one_candidate_spreads_its_splits_over_dask_workers(
+    classification_data, make_classifier
+):
+    from distributed import Client, LocalCluster, get_task_stream
+    from scipy.stats import loguniform
+
+    from skhypergrad import HypergradSearchCV
+
+    X, y = classification_data
+    search = HypergradSearchCV(
+        make_classifier(max_epochs=8),
+        {"optimizer__weight_decay": loguniform(1e-5, 1e-1)},
+        cv=2,
+        n_jobs=-1,
+        random_state=0,
+    )
+    local = HypergradSearchCV(**{**search.get_params(deep=False), "n_jobs": 1})
+    local.fit(X, y)
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True) as cluster:
+        with Client(cluster) as client:
+            workers = client.run(lambda: __import__("torch").set_num_threads(1))
+            with get_task_stream(client) as tasks, joblib.parallel_backend("dask"):
+                remote = HypergradSearchCV(**search.get_params(deep=False)).fit(X, y)
+    # Each split of the one candidate was a task of its own (run_split), on
+    # both workers; they met through gloo and took the same hyper-steps.
+    split_tasks = [t for t in tasks.data if re.search(r"run_split\d", str(t["key"]))]
+    assert len(split_tasks) == 2
+    assert {t["worker"] for t in split_tasks} == set(workers)
+
+    assert remote.paths_ == local.paths_
+    assert remote.best_params_ == local.best_params_
+    for key in ("mean_test_score", "split0_test_score", "split1_test_score"):
+        np.testing.assert_array_equal(remote.cv_results_[key], local.cv_results_[key])
+    np.testing.assert_array_equal(remote.predict(X), local.predict(X))
+
+
+@pytest.mark.slow
+def test_workers_with_several_threads_keep_a_candidates_splits_together(
+    classification_data, make_classifier
+):
+    # Two splits in threads of one worker process would wait for each other
+    # on torch's process-wide generator: they train together instead.
+    from distributed import Client, LocalCluster, get_task_stream
+    from scipy.stats import loguniform
+
+    from skhypergrad import HypergradSearchCV
+
+    X, y = classification_data
+    search = HypergradSearchCV(
+        make_classifier(max_epochs=4),
+        {"optimizer__weight_decay": loguniform(1e-5, 1e-1)},
+        cv=2,
+        random_state=0,
+        refit=False,
+    )
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=True) as cluster:
+        with Client(cluster):
+            with get_task_stream() as tasks, joblib.parallel_backend("dask"):
+                search.fit(X, y)
+    keys = [str(t["key"]) for t in tasks.data]
+    assert not any(re.search(r"run_split\d", k) for k in keys)
+    assert any("run_candidate" in k for k in keys)
+
+
+@pytest.mark.slow
+def test_killed_worker_of_a_spread_candidate_fails_clearly_and_leaves_nothing(
+    classification_data, make_classifier
+):
+    # One candidate, its two splits on the two workers, exchanging through
+    # gloo: a worker dies mid-training. The other split loses its peer and
+    # says which split it was; nothing stays busy on the cluster.
+    from distributed import Client, LocalCluster
+    from scipy.stats import loguniform
+
+    from skhypergrad import HypergradSearchCV
+    from skhypergrad.exceptions import ParallelWorkerError
+
+    X, y = classification_data
+    search = HypergradSearchCV(
+        make_classifier(max_epochs=200),
+        {"optimizer__weight_decay": loguniform(1e-5, 1e-1)},
+        cv=2,
+        random_state=0,
+        refit=False,
+        rescore=False,
+    )
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True) as cluster:
+        with Client(cluster) as client:
+            client.run(lambda: __import__("torch").set_num_threads(1))
+            killed = []
+
+            def kill_a_worker():
+                deadline = time.time() + 60
+                while time.time() < deadline:
+                    busy = [w for w, t in client.processing().items() if t]
+                    if len(busy) == 2:  # both splits are training
+                        time.sleep(1.0)
+                        killed.append(busy[0])
+                        try:
+                            client.run(
+                                lambda: __import__("os")._exit(1), workers=busy[:1]
+                            )
+                        except Exception:  # noqa: S110  the worker died mid-call
+                            pass
+                        return
+                    time.sleep(0.05)
+
+            killer = threading.Thread(target=kill_a_worker)
+            killer.start()
+            with joblib.parallel_config(backend="dask"):
+                with pytest.raises(
+                    ParallelWorkerError,
+                    match=r"worker was lost.*(split \d of a candidate|Split \d of a)",
+                ):
+                    search.fit(X, y)
+            killer.join()
+            assert killed, "no worker was killed: the test did not disturb the run"
+            assert not hasattr(search, "cv_results_")
+            # Nothing left running: the surviving split failed with its peer
+            # (and a retry of the killed one finds the store closed).
+            deadline = time.time() + 30
+            while any(client.processing().values()) and time.time() < deadline:
+                time.sleep(0.2)
+            assert not any(client.processing().values())

@@ -749,3 +749,27 @@ def test_adams_no_momentum_default_goes_to_adam_only(make_classifier):
 
     assert adam._optimizer_kwargs() == {"betas": (0.0, 0.9)}
     assert adamw._optimizer_kwargs() == {}
+
+
+class _Silent(Callback):
+    """A callback of the user's that reads nothing and changes nothing."""
+
+
+def test_a_callback_that_changes_nothing_leaves_the_results_as_they_are(
+    classification_data, make_classifier
+):
+    # A callback of the user's makes every split validate each epoch (so
+    # that callbacks reading valid_loss work); the validation pass's
+    # DataLoader draws from torch's generator, which drives the dropout masks.
+    X, y = classification_data
+    space = {"lr": [0.01, 0.03], "optimizer__weight_decay": loguniform(1e-5, 1e-1)}
+    plain = _search(make_classifier(max_epochs=8), space=space).fit(X, y)
+    logged = make_classifier(max_epochs=8, callbacks=[_Silent()])
+    with_callback = _search(logged, space=space).fit(X, y)
+
+    assert with_callback.best_params_ == plain.best_params_
+    np.testing.assert_array_equal(
+        with_callback.cv_results_["mean_test_score"],
+        plain.cv_results_["mean_test_score"],
+    )
+    np.testing.assert_array_equal(with_callback.predict(X), plain.predict(X))
