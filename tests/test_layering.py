@@ -75,6 +75,10 @@ LOWER_LAYER_FILES = [
         "net.py",
         "callbacks.py",
         "bilevel.py",
+        "sample_weights.py",
+        "_vectors.py",
+        "_format.py",
+        "_callback_base.py",
     )
 ] + sorted((PACKAGE / "families").rglob("*.py"))
 

@@ -22,9 +22,10 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.model_selection import ParameterGrid, ParameterSampler
 
+from .._format import plain
 from ..exceptions import InvalidHyperparameterError
 from ..families import claiming_family, explain_unclaimed
-from ..hyperparams import Real, Sampled, Tuned, _plain, format_distribution
+from ..hyperparams import Real, Sampled, Tuned, format_distribution
 
 _SUBSPACE = "__skhypergrad_subspace__"
 
@@ -435,7 +436,7 @@ def make_candidates(subspaces, n_iter, random_state) -> list[Candidate]:
         ) from exc
     # Draws and numpy grids hold numpy scalars: best_params_ holds Python ones.
     return [
-        Candidate(d.pop(_SUBSPACE), {k: _plain(v) for k, v in d.items()}) for d in draws
+        Candidate(d.pop(_SUBSPACE), {k: plain(v) for k, v in d.items()}) for d in draws
     ]
 
 

@@ -293,10 +293,16 @@ def test_early_stopping_stops_one_split_not_the_search(
         max_epochs=20, callbacks=[EarlyStopping(patience=1, threshold=10.0)]
     )
     search = _search(net, refit=False).fit(X, y)
-    # Each split stopped after 2 epochs (no 10-unit improvement), and the
-    # search still produced results.
+    # Each split stopped after 2 epochs (no 10-unit improvement): the loop
+    # ended before the warm-up of 20 // 3 = 6 epochs, so no hyper-step was
+    # taken; the search still produced results.
+    assert search.path_["epoch"] == []
+    assert search.cv_results_["n_hypersteps"][0] == 0
     assert np.isfinite(search.cv_results_["mean_test_score"][0])
     _assert_finite_results(search)
+    # Without the callback the same search steps after epochs 6 to 19.
+    plain = _search(make_classifier(max_epochs=20), refit=False).fit(X, y)
+    assert plain.path_["epoch"] == list(range(6, 20))
 
 
 # ------------------------------------------------------------ memory

@@ -25,8 +25,8 @@ from skhypergrad import (
     PerSample,
     SampleWeight,
 )
-from skhypergrad.callbacks import _TrackRows
 from skhypergrad.model_selection import _outer_loop as outer_loop
+from skhypergrad.sample_weights import _TrackRows
 
 NAME = "callbacks__weights__weight"
 SPACE = {NAME: PerSample(loguniform(1e-2, 1.0))}
