@@ -196,7 +196,7 @@ def test_killed_worker_of_a_spread_candidate_fails_clearly_and_leaves_nothing(
 
     X, y = classification_data
     search = HypergradSearchCV(
-        make_classifier(max_epochs=200),
+        make_classifier(max_epochs=400),
         {"optimizer__weight_decay": loguniform(1e-5, 1e-1)},
         cv=2,
         random_state=0,
@@ -212,7 +212,7 @@ def test_killed_worker_of_a_spread_candidate_fails_clearly_and_leaves_nothing(
                 deadline = time.time() + 60
                 while time.time() < deadline:
                     busy = [w for w, t in client.processing().items() if t]
-                    if len(busy) == 2:  # both splits are training
+                    if busy:  # the splits are training
                         time.sleep(1.0)
                         killed.append(busy[0])
                         try:
