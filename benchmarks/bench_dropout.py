@@ -77,6 +77,7 @@ VARIANTS = {
     "gn10 b256": {"solver": gauss_newton(10), "hyper_optimizer__batch_size": 256},
     "gn20 b128": {"solver": gauss_newton(20), "hyper_optimizer__batch_size": 128},
     "gn20 b64": {"solver": gauss_newton(20), "hyper_optimizer__batch_size": 64},
+    "gn5 b512": {"solver": gauss_newton(5), "hyper_optimizer__batch_size": 512},
     "gn5 b128 warm": {
         "solver": gauss_newton(5, warm_start=True),
         "hyper_optimizer__batch_size": 128,

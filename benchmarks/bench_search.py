@@ -49,6 +49,7 @@ from skhypergrad import (
     HypergradRegressor,
     HypergradSearchCV,
     PerLayer,
+    Sampled,
     Tuned,
 )
 
@@ -200,10 +201,15 @@ def searches(pipe, seed, task, quick):
             ),
             None,
         ),
-        # Its default: the decay tuned, the dropout range drawn n_iter=10 times
-        # by the outer search (the hypergradient of a rate is not reliable).
+        # The decay tuned, the dropout range drawn n_iter=10 times by the outer
+        # search (the default before dropout was tuned by hypergradients).
         "HypergradSearchCV (dropout sampled)": (
-            HypergradSearchCV(pipe, space, cv=CV, random_state=seed),
+            HypergradSearchCV(
+                pipe,
+                {wd: space[wd], drop: Sampled(space[drop])},
+                cv=CV,
+                random_state=seed,
+            ),
             # tuning + the tuned values as constants per split (a third
             # training where the starting values are checked is not counted)
             10 * 2 * CV + 1,

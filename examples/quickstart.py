@@ -20,7 +20,7 @@ from sklearn.preprocessing import StandardScaler
 from skorch import NeuralNetClassifier
 from torch import nn
 
-from skhypergrad import HypergradSearchCV, Tuned
+from skhypergrad import HypergradSearchCV
 
 
 class MLP(nn.Module):
@@ -83,13 +83,11 @@ def main():
     pipe = make_pipeline(args.epochs)
 
     # Float64 X and int y go in as they are: the search casts them for skorch.
-    # Both tuned by hypergradients within one training per split. A dropout range
-    # given as is would be drawn by the outer search (n_iter trainings), because
-    # its hypergradient is less reliable (docs/benchmarks.md, Section 6); Tuned
-    # asks for the fast path.
+    # Both tuned by hypergradients within one training per split (wrap a range
+    # in skhypergrad.Sampled to have it drawn by the outer search instead).
     space = {
         "net__optimizer__weight_decay": loguniform(1e-6, 1e-1),
-        "net__module__dropout": Tuned(uniform(0.0, 0.6)),
+        "net__module__dropout": uniform(0.0, 0.6),
     }
     search = HypergradSearchCV(pipe, space, cv=3, random_state=args.seed)
     start = time.perf_counter()

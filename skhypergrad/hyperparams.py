@@ -220,13 +220,13 @@ class Sampled:
 
 
 class Tuned:
-    """Tune an entry by hypergradients although its family samples it by default.
+    """Insist that an entry be tuned by hypergradients.
 
-    A few families (dropout rates) are searched by the outer random search
-    unless asked otherwise, because their hypergradient did not reliably reach
-    a grid's choice in the benchmarks (``docs/benchmarks.md``, Section 6).
-    ``Tuned(range)`` tunes them by hypergradients anyway: one training per
-    candidate instead of ``n_iter`` draws. The inverse of :class:`Sampled`.
+    A range that a family can tune is tuned anyway; ``Tuned(range)`` makes it
+    an error when none can (a module argument that sets no ``nn.Dropout``
+    layer, say), instead of a silent outer search. Earlier versions drew
+    dropout ranges in the outer search unless wrapped in ``Tuned``; now they
+    are tuned as given. The inverse of :class:`Sampled`.
 
     Parameters
     ----------

@@ -205,18 +205,9 @@ class Hyperparameter:
         Class attribute: True when every split has its own values (their
         number depends on the split's data), False when one set of values is
         shared by the splits and follows their mean hypergradient.
-    tuned_by_default : bool
-        Class attribute: False when a range given as is should be drawn by the
-        outer search (with a warning that says ``sampled_because``), and tuned
-        by hypergradients only when wrapped in :class:`~skhypergrad.Tuned`.
     """
 
     per_fold = False
-    # A family whose hypergradient is not reliable enough to be the default
-    # sets False and says why: its ranges are then drawn by the outer search
-    # unless wrapped in Tuned(...).
-    tuned_by_default = True
-    sampled_because = ""
 
     def __init__(self, name: str, local: str, real: Real, granularity="scalar"):
         self.name = name

@@ -29,9 +29,9 @@ class DropoutBinding(Binding):
 class Dropout(Hyperparameter):
     """A ``module__<arg>`` that sets dropout rates, given a range in [0, 1).
 
-    A range given as is (``uniform(0, 0.6)``) is drawn by the outer search,
-    with a warning; ``Tuned(uniform(0, 0.6))`` tunes it by hypergradients
-    (through a relaxed dropout), one training per candidate.
+    A range (``uniform(0, 0.6)``) is tuned by hypergradients through a
+    relaxed dropout, one training per candidate; wrap it in
+    ``Sampled(...)`` to have it drawn by the outer search instead.
 
     Parameters
     ----------
@@ -52,15 +52,6 @@ class Dropout(Hyperparameter):
     ...
     skhypergrad.exceptions.InvalidHyperparameterError: 'module__p' sets dropout ...
     """
-
-    # Measured (docs/benchmarks.md, Section 6): with the default solver the rate
-    # reached depends on the seed (0.08-0.68 where a grid picks 0.6), so a
-    # range is drawn by the outer search unless wrapped in Tuned(...).
-    tuned_by_default = False
-    sampled_because = (
-        "the hypergradient of a dropout rate did not reliably reach a grid's "
-        "choice in the benchmarks (docs/benchmarks.md, Section 6)"
-    )
 
     def __init__(self, name, local, real, granularity="scalar", paths=()):
         super().__init__(name, local, real, granularity)

@@ -47,16 +47,16 @@ class HypergradSearchCV(HyperOptionsMixin, DataBoundaryMixin, BaseSearchCV):
 
     ``param_distributions`` is any grid or distribution dict that
     ``GridSearchCV`` or ``RandomizedSearchCV`` accepts. Entries that a
-    hyperparameter family can differentiate (weight decay, label smoothing,
-    class weights, input noise, learning rates; dropout rates wrapped in
-    ``Tuned``) and that are given as a continuous range are tuned inside each
+    hyperparameter family can differentiate (weight decay, dropout rates,
+    label smoothing, class weights, input noise, learning rates) and that are
+    given as a continuous range are tuned inside each
     candidate: every CV split trains one network, and every
     epoch after a warm-up (``hyper_optimizer``) the gradient of the validation
     loss with respect to them is computed by implicit differentiation (for
     learning rates: through the next ``unroll_steps`` training steps),
     averaged over the splits, and a ``hyper_optimizer`` step moves them. The
     other entries (lists, discrete distributions, layer sizes, ``Sampled``
-    ranges, dropout ranges not wrapped in ``Tuned``, other Pipeline steps) are
+    ranges, other Pipeline steps) are
     searched as ``GridSearchCV`` (all lists) or ``RandomizedSearchCV``
     (``n_iter`` draws) would. A list for ``max_epochs`` is read off the
     validation curves of the same trainings.
@@ -73,8 +73,8 @@ class HypergradSearchCV(HyperOptionsMixin, DataBoundaryMixin, BaseSearchCV):
         Tuned: ``optimizer__weight_decay`` (an L2 term of the loss, as torch's
         SGD and Adam apply it), ``lr`` / ``optimizer__lr`` (one rate or
         ``PerLayer``, with SGD, Adam or AdamW), ``module__<arg>`` for a
-        module argument that sets ``torch.nn.Dropout`` rates (wrapped in
-        ``skhypergrad.Tuned``), ``criterion__label_smoothing``,
+        module argument that sets ``torch.nn.Dropout`` rates,
+        ``criterion__label_smoothing``,
         ``criterion__weight`` (``PerClass``), the scale of an
         ``InputNoise`` callback (one or ``PerFeature``) and the weights of a
         ``SampleWeight`` callback (``PerSample``: one per training row of

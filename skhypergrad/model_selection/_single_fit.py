@@ -120,9 +120,8 @@ class _SingleFit(HypergradSearchCV):
             raise InvalidHyperparameterError(
                 f"{name} trains once and tunes continuous ranges only, but "
                 f"{key!r} is searched over {outer[key]!r} (a list, a discrete "
-                "distribution, Sampled, or a range its family samples by default, "
-                "such as a dropout rate). Fix it on the net (set_params), wrap a "
-                "range in skhypergrad.Tuned(...) to tune it, or search it with "
+                "distribution or Sampled). Fix it on the net (set_params), give a "
+                "continuous range to tune it, or search it with "
                 "HypergradSearchCV, which trains once per value."
             )
         if not space.tuned:
@@ -212,11 +211,10 @@ _DOC = """{summary}
     estimator : skorch.{net} or Pipeline ending in one
         The net to train (in a Pipeline, name its entries ``<step>__<param>``).
     param_distributions : dict
-        Continuous ranges only (weight decay, label smoothing, input noise,
-        dropout rates wrapped in ``Tuned``..., see :class:`HypergradSearchCV`);
-        a list, a discrete distribution, ``Sampled`` or a bare dropout range is
-        refused: fix those on the net or search them with
-        ``HypergradSearchCV``.
+        Continuous ranges only (weight decay, dropout rates, label smoothing,
+        input noise..., see :class:`HypergradSearchCV`); a list, a discrete
+        distribution or ``Sampled`` is refused: fix those on the net or search
+        them with ``HypergradSearchCV``.
     validation_fraction : float, default=0.1
         Share of the rows held out to tune on (shuffled{stratified}).
     scoring : str, callable or None, default=None

@@ -133,19 +133,6 @@ def _tuned_entry(name, local, distribution, net):
     family = claiming_family(local, distribution, net)
     if family is None:
         return None
-    if not family.tuned_by_default:
-        if not _is_list(distribution) and not _is_discrete(distribution):
-            family.from_entry(name, local, distribution, net)  # the same checks
-            warnings.warn(
-                f"{name!r} is drawn by the outer search (n_iter draws, one training "
-                f"each), not tuned by hypergradients: {family.sampled_because}. "
-                f"Wrap the range in skhypergrad.Tuned(...) to tune it by "
-                "hypergradients within each candidate anyway, or in "
-                "skhypergrad.Sampled(...) to draw it without this warning.",
-                UserWarning,
-                stacklevel=5,
-            )
-        return None
     if _is_list(distribution):
         warnings.warn(
             f"{name!r} is given as a list, {_short(distribution)}, so it is searched "

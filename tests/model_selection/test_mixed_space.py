@@ -1,6 +1,8 @@
 """The whole grid in one search: outer entries searched as GridSearchCV /
 RandomizedSearchCV would, continuous entries tuned inside each candidate."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -484,20 +486,43 @@ def test_rank_test_loss_ranks_ties_as_grid_search_does():
     assert list(more["rank_test_loss"]) == [2, 1, 2, 4]
 
 
-# --------------------------------------------- dropout: sampled unless Tuned
-def test_a_dropout_range_is_drawn_by_the_outer_search_with_a_warning(
+# ------------------------------------ dropout: tuned as given, Sampled draws
+def test_a_dropout_range_is_tuned_by_hypergradients_as_given(
     classification_data, make_classifier
 ):
     X, y = classification_data
     space = {"optimizer__weight_decay": DECAY, "module__dropout": uniform(0.0, 0.5)}
 
-    with pytest.warns(UserWarning, match=r"'module__dropout' is drawn.*Tuned"):
-        search = _search(make_classifier(max_epochs=3), space, n_iter=3).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning: it is the default path
+        search = _search(make_classifier(max_epochs=6), space, n_iter=3).fit(X, y)
+
+    # One candidate (nothing drawn), both values followed their hypergradients.
+    assert len(search.cv_results_["params"]) == 1
+    rates = search.path_["module__dropout"]
+    assert len(rates) > 0
+    assert len(set(rates)) > 1
+    assert all(0.0 <= r <= 0.5 for r in rates)
+    tuned = _search(
+        make_classifier(max_epochs=6),
+        {"optimizer__weight_decay": DECAY, "module__dropout": Tuned(uniform(0.0, 0.5))},
+    ).fit(X, y)
+    assert tuned.path_ == search.path_  # Tuned(...) changes nothing now
+
+
+def test_a_sampled_dropout_range_is_drawn_by_the_outer_search(
+    classification_data, make_classifier
+):
+    X, y = classification_data
+    space = {
+        "optimizer__weight_decay": DECAY,
+        "module__dropout": Sampled(uniform(0.0, 0.5)),
+    }
+    search = _search(make_classifier(max_epochs=3), space, n_iter=3).fit(X, y)
 
     rates = [p["module__dropout"] for p in search.cv_results_["params"]]
     assert len(rates) == 3  # n_iter draws, the decay tuned within each
     assert len(set(rates)) == 3
-    assert all(0.0 <= r <= 0.5 for r in rates)
     assert "module__dropout" not in search.path_
 
 
