@@ -100,3 +100,14 @@ def make_regressor():
         return NeuralNetRegressor(MLP, **_net_kwargs(**overrides))
 
     return make
+
+
+def assert_same_search(remote, local, X):
+    """A search run elsewhere (a cluster, workers) gave what the local one
+    gave: the same rows, scores, best values and predictions."""
+    assert remote.best_params_ == local.best_params_
+    assert remote.cv_results_["params"] == local.cv_results_["params"]
+    for key in ("mean_test_score", "split0_test_score", "split1_test_score"):
+        np.testing.assert_array_equal(remote.cv_results_[key], local.cv_results_[key])
+    if hasattr(local, "best_estimator_"):
+        np.testing.assert_array_equal(remote.predict(X), local.predict(X))

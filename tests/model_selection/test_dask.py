@@ -11,10 +11,28 @@ import threading
 import time
 
 import joblib
-import numpy as np
 import pytest
 
 pytest.importorskip("distributed")
+
+from .conftest import assert_same_search  # noqa: E402
+
+
+def _kill_a_busy_worker(client, killed):
+    """Wait until a worker runs a task, then kill that worker process (the
+    nanny restarts it); record which in ``killed``."""
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        busy = [w for w, tasks in client.processing().items() if tasks]
+        if busy:
+            time.sleep(1.0)
+            killed.append(busy[0])
+            try:
+                client.run(lambda: __import__("os")._exit(1), workers=busy[:1])
+            except Exception:  # noqa: S110  the worker died mid-call
+                pass
+            return
+        time.sleep(0.05)
 
 
 @pytest.mark.slow
@@ -45,11 +63,7 @@ def test_mixed_search_on_dask_cluster_matches_local_run(
     # The candidates ran as tasks on the worker processes.
     assert {task["worker"] for task in tasks.data} == set(workers)
 
-    assert remote.best_params_ == local.best_params_
-    assert remote.cv_results_["params"] == local.cv_results_["params"]
-    for key in ("mean_test_score", "split0_test_score", "split1_test_score"):
-        np.testing.assert_array_equal(remote.cv_results_[key], local.cv_results_[key])
-    np.testing.assert_array_equal(remote.predict(X), local.predict(X))
+    assert_same_search(remote, local, X)
 
 
 @pytest.mark.slow
@@ -79,27 +93,7 @@ def test_killed_dask_worker_fails_clearly_and_rerun_matches(
         with Client(cluster) as client:
             client.run(lambda: __import__("torch").set_num_threads(1))
             killed = []
-
-            def kill_a_worker():
-                # Wait until a start is running on a worker, then kill that
-                # worker process (the nanny restarts it; Dask reschedules).
-                deadline = time.time() + 60
-                while time.time() < deadline:
-                    processing = client.processing()
-                    busy = [w for w, tasks in processing.items() if tasks]
-                    if busy:
-                        time.sleep(1.0)
-                        killed.append(busy[0])
-                        try:
-                            client.run(
-                                lambda: __import__("os")._exit(1), workers=busy[:1]
-                            )
-                        except Exception:  # noqa: S110  the worker died mid-call
-                            pass
-                        return
-                    time.sleep(0.1)
-
-            killer = threading.Thread(target=kill_a_worker)
+            killer = threading.Thread(target=_kill_a_busy_worker, args=(client, killed))
             killer.start()
             disturbed = HypergradSearchCV(**search.get_params(deep=False))
             with joblib.parallel_config(backend="dask"):
@@ -147,10 +141,7 @@ def test_one_candidate_spreads_its_splits_over_dask_workers(
     assert {t["worker"] for t in split_tasks} == set(workers)
 
     assert remote.paths_ == local.paths_
-    assert remote.best_params_ == local.best_params_
-    for key in ("mean_test_score", "split0_test_score", "split1_test_score"):
-        np.testing.assert_array_equal(remote.cv_results_[key], local.cv_results_[key])
-    np.testing.assert_array_equal(remote.predict(X), local.predict(X))
+    assert_same_search(remote, local, X)
 
 
 @pytest.mark.slow
@@ -207,24 +198,7 @@ def test_killed_worker_of_a_spread_candidate_fails_clearly_and_leaves_nothing(
         with Client(cluster) as client:
             client.run(lambda: __import__("torch").set_num_threads(1))
             killed = []
-
-            def kill_a_worker():
-                deadline = time.time() + 60
-                while time.time() < deadline:
-                    busy = [w for w, t in client.processing().items() if t]
-                    if busy:  # the splits are training
-                        time.sleep(1.0)
-                        killed.append(busy[0])
-                        try:
-                            client.run(
-                                lambda: __import__("os")._exit(1), workers=busy[:1]
-                            )
-                        except Exception:  # noqa: S110  the worker died mid-call
-                            pass
-                        return
-                    time.sleep(0.05)
-
-            killer = threading.Thread(target=kill_a_worker)
+            killer = threading.Thread(target=_kill_a_busy_worker, args=(client, killed))
             killer.start()
             with joblib.parallel_config(backend="dask"):
                 with pytest.raises(

@@ -16,6 +16,8 @@ pytest.importorskip("ray")
 
 from skorch.callbacks import Callback  # noqa: E402
 
+from .conftest import assert_same_search  # noqa: E402
+
 
 class WritePid(Callback):
     """Leaves the id of the process that trains the net in ``folder``."""
@@ -76,11 +78,7 @@ def test_mixed_search_under_ray_matches_local_run(
     pids = {int(p.read_text()) for p in tmp_path.glob("*.pid")}
     assert len(pids - {os.getpid()}) >= 2
 
-    assert remote.best_params_ == local.best_params_
-    assert remote.cv_results_["params"] == local.cv_results_["params"]
-    for key in ("mean_test_score", "split0_test_score", "split1_test_score"):
-        np.testing.assert_array_equal(remote.cv_results_[key], local.cv_results_[key])
-    np.testing.assert_array_equal(remote.predict(X), local.predict(X))
+    assert_same_search(remote, local, X)
 
 
 @pytest.mark.slow
