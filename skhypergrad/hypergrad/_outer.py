@@ -19,11 +19,13 @@ values a run reports).
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
+from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 from ._options import (
     Options,
@@ -112,12 +114,16 @@ class OuterOptimizer(Options):
         when not given), a callable ``schedule(optimizer, n_steps) ->
         LRScheduler or None`` such as :class:`CosineSchedule`, or None for a
         constant rate. The default falls to a tenth of ``lr``.
+        ``ReduceLROnPlateau`` is stepped with the validation loss measured
+        before each hyper-step.
     schedule_kwargs : dict or None, default=None
         Arguments of a scheduler class, e.g. ``{"step_size": 3}`` for
         ``StepLR``.
     warmup : int or "auto", default="auto"
         Epochs of training before the first hyper-step; "auto" is a third of
-        the epochs.
+        the epochs. Hyper-steps follow epochs ``warmup``, ``warmup +
+        interval``, ... (none before the first epoch: ``warmup=0`` with
+        ``interval=2`` steps after epochs 2, 4, ...).
     interval : int, default=1
         Epochs of training between hyper-steps.
     batch_size : int, default=128
@@ -281,6 +287,14 @@ class OuterOptimizer(Options):
             raise invalid(
                 self, "schedule", "a torch.optim.lr_scheduler class, a callable or None"
             )
+        if self.schedule_kwargs and not isinstance(schedule, type):
+            raise self._error(
+                f"OuterOptimizer got schedule_kwargs={self.schedule_kwargs!r}, which "
+                f"only a scheduler class takes, but schedule={schedule!r} is not one: "
+                "the arguments would be ignored. Give schedule a "
+                "torch.optim.lr_scheduler class (e.g. StepLR), or set the options "
+                "on the callable itself (e.g. CosineSchedule(0.05))."
+            )
         try:
             make_scheduler(schedule, self.schedule_kwargs, optimizer, 3)
         except Exception as exc:
@@ -332,7 +346,12 @@ class OuterOptimizer(Options):
                 # A first step not taken leaves optimizer.step() uncalled; the
                 # schedule still follows the planned hyper-steps.
                 warnings.filterwarnings("ignore", "Detected call of", UserWarning)
-                state.scheduler.step()
+                if isinstance(state.scheduler, ReduceLROnPlateau):
+                    # It lowers the rate when the measured loss stops falling.
+                    if math.isfinite(loss):
+                        state.scheduler.step(loss)
+                else:
+                    state.scheduler.step()
         return record
 
     def undo(self, state: OuterState) -> None:
@@ -388,7 +407,8 @@ class OuterOptimizer(Options):
 
 
 def _is_count(value, low: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+    integral = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    return integral and value >= low
 
 
 def _copy(tensors) -> list:

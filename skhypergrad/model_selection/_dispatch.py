@@ -115,7 +115,10 @@ class _Clock:
         return result
 
     def summary(self) -> tuple[float, float]:
-        """Seconds before the first job started, and seconds of work in all."""
+        """Seconds before the first job started, and seconds of work in all
+        (on a multi-host cluster the hosts' clocks may differ a little)."""
+        if not self.starts:
+            return 0.0, 0.0
         return max(0.0, min(self.starts) - self.dispatched), sum(self.durations)
 
 

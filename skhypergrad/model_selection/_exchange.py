@@ -36,6 +36,9 @@ from ..exceptions import ParallelWorkerError
 # A stuck peer (a worker killed by the system) is only waited for this long;
 # joblib kills the remaining workers of a failed search well before.
 TIMEOUT = datetime.timedelta(hours=6)
+# The splits of a candidate start together: one that cannot reach the store or
+# its siblings within this time will not.
+MEET_TIMEOUT = datetime.timedelta(minutes=10)
 HOST = "127.0.0.1"
 
 
@@ -67,8 +70,18 @@ class GlooExchange:
 
         host, port, key = address
         self.rank, self.n_splits = rank, n_splits
+        try:
+            store = dist.TCPStore(host, port, is_master=False, timeout=MEET_TIMEOUT)
+        except (RuntimeError, ConnectionError) as exc:
+            raise ParallelWorkerError(
+                f"Split {rank} of a candidate could not reach the search's exchange "
+                f"store at {host}:{port} ({type(exc).__name__}: {exc}). Its worker "
+                "must reach the client's process there: on a cluster whose workers "
+                "know the client under another address, set SKHYPERGRAD_EXCHANGE_ADDR "
+                "(and SKHYPERGRAD_EXCHANGE_PORT to a port they can reach) in the "
+                "client's environment, or use n_jobs=1."
+            ) from exc
         with self._lost("meeting"):
-            store = dist.TCPStore(host, port, is_master=False, timeout=TIMEOUT)
             self.group = dist.ProcessGroupGloo(
                 dist.PrefixStore(key, store), rank, n_splits, TIMEOUT
             )
@@ -122,12 +135,25 @@ class Rendezvous:
         import torch.distributed as dist
 
         self.host = os.environ.get("SKHYPERGRAD_EXCHANGE_ADDR") or (
-            HOST if local else socket.gethostbyname(socket.gethostname())
+            HOST if local else _this_host()
         )
-        port = int(os.environ.get("SKHYPERGRAD_EXCHANGE_PORT", "0"))
-        self.store = dist.TCPStore(
-            self.host, port, is_master=True, timeout=TIMEOUT, wait_for_workers=False
-        )
+        port = os.environ.get("SKHYPERGRAD_EXCHANGE_PORT", "0")
+        try:
+            self.store = dist.TCPStore(
+                self.host,
+                int(port),
+                is_master=True,
+                timeout=MEET_TIMEOUT,
+                wait_for_workers=False,
+            )
+        except (RuntimeError, ValueError, OSError) as exc:
+            raise ParallelWorkerError(
+                f"The search could not open its exchange store at {self.host}:{port} "
+                f"({type(exc).__name__}: {exc}), through which the splits of a "
+                "candidate in workers of their own meet. Set SKHYPERGRAD_EXCHANGE_ADDR "
+                "to an address of this machine and SKHYPERGRAD_EXCHANGE_PORT to a free "
+                "port (0: any), or use n_jobs=1."
+            ) from exc
         self._keys = itertools.count()
 
     def address(self) -> tuple:
@@ -138,6 +164,21 @@ class Rendezvous:
         """Stop the store: a split still waiting on it (its sibling failed)
         gets a connection error at once instead of waiting for the timeout."""
         self.store = None
+
+
+def _this_host() -> str:
+    """This machine's address as other hosts reach it."""
+    address = socket.gethostbyname(socket.gethostname())
+    if not address.startswith("127."):
+        return address
+    # Debian and Ubuntu map the host name to 127.0.1.1: take the address of
+    # the interface that routes outward instead (a UDP connect sends nothing).
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect(("192.0.2.1", 9))  # TEST-NET-1, never reached
+            return probe.getsockname()[0]
+    except OSError:
+        return address
 
 
 def pack(*parts) -> torch.Tensor:

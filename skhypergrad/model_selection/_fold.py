@@ -28,34 +28,44 @@ from ..penalties import trainable_parameters
 from ._progress import print_labelled
 
 HOOKS_NAME = "skhypergrad_hooks"
+STREAM_NAME = "skhypergrad_stream"
 
 
 class _Hooks(Callback):
-    """Calls the bindings that act on every training batch (per-weight decay),
-    and keeps skorch's validation pass from moving torch's generator."""
+    """Calls the bindings that act on every training batch (per-weight decay);
+    first of the net's callbacks, so that they run before gradient clipping."""
 
     def __init__(self, bindings=()):
         self.bindings = bindings
-        self.rng_state_ = None
-
-    def on_batch_end(self, net, batch=None, training=None, **kwargs):  # noqa: D102
-        if training:
-            self.rng_state_ = torch.get_rng_state()
-
-    def on_epoch_end(self, net, **kwargs):  # noqa: D102
-        # Since the last training batch only skorch's validation pass ran (when
-        # a callback of the user's may read its scores), and its DataLoader drew
-        # a seed from torch's generator. Forget the draw: a logging callback
-        # must leave the training (shuffling, dropout masks) as it is without.
-        if self.rng_state_ is not None:
-            torch.set_rng_state(self.rng_state_)
-            self.rng_state_ = None
 
     def on_grad_computed(self, net, named_parameters, **kwargs):  # noqa: D102
         if self.bindings:
             params = trainable_parameters(net.module_)
             for binding in self.bindings:
                 binding.on_grad_computed(params)
+
+
+class _KeepStream(Callback):
+    """Keeps what runs after the training batches of an epoch from moving
+    torch's generator; last of the net's callbacks.
+
+    Since the last training batch only skorch's validation pass and the
+    callbacks' ``on_epoch_end`` ran (scoring callbacks of the user's, for
+    which the split validates each epoch); their DataLoaders drew seeds from
+    torch's generator, which also drives the shuffling and dropout masks of
+    the next epoch. Forgetting those draws keeps a callback that only reads
+    from changing the training.
+    """
+
+    def on_batch_end(self, net, batch=None, training=None, **kwargs):  # noqa: D102
+        if training:
+            self.rng_state_ = torch.get_rng_state()
+
+    def on_epoch_end(self, net, **kwargs):  # noqa: D102
+        state = getattr(self, "rng_state_", None)
+        if state is not None:
+            torch.set_rng_state(state)
+            self.rng_state_ = None
 
 
 @dataclass
@@ -131,7 +141,11 @@ def build_fold(fold, estimator, step, X, y, entries, settings, fit_params):
             if any(_may_read_validation(c) for c in user_callbacks)
             else None
         ),
-        "callbacks": [(HOOKS_NAME, hooks), *user_callbacks],
+        "callbacks": [
+            (HOOKS_NAME, hooks),
+            *user_callbacks,
+            (STREAM_NAME, _KeepStream()),
+        ],
     }
     if settings.verbose < 2:
         overrides["verbose"] = 0

@@ -101,8 +101,19 @@ class HyperOptionsMixin:
         self : estimator
             This estimator, updated.
         """
+        moved = [f"{k} is now {_MOVED[k]}" for k in params if k in _MOVED]
+        if moved:
+            raise InvalidParameterError(
+                f"Invalid parameters for {type(self).__name__}: {'; '.join(moved)}. "
+                "The outer optimisation's settings are options of its OuterOptimizer."
+            )
         outer = params.get("hyper_optimizer", getattr(self, "hyper_optimizer", None))
         if isinstance(outer, OuterOptimizer):
+            if "hyper_optimizer" in params:
+                # The arguments stored for a torch optimiser class belonged to
+                # it; the OuterOptimizer now given holds its own.
+                for key in self._optimizer_kwargs():
+                    delattr(self, key)
             return super().set_params(**params)
         extra = {k: v for k, v in params.items() if _is_optimizer_key(k)}
         for key, value in extra.items():

@@ -255,6 +255,7 @@ def test_tail_is_the_average_of_the_configured_share():
         ({"tol": -0.1}, r"tol must be a finite number >= 0, got -0.1"),
         ({"optimizer_kwargs": {"bogus": 1}}, r"cannot build optimizer=.*bogus"),
         ({"schedule": "cosine"}, r"schedule must be a torch.optim.lr_scheduler"),
+        ({"schedule_kwargs": {"eta_min": 0.3}}, r"only a scheduler class takes"),
         (
             {"schedule": torch.optim.lr_scheduler.StepLR},
             r"cannot build schedule=.*StepLR.*step_size",
@@ -285,3 +286,29 @@ def test_outer_optimizer_options_round_trip_like_an_estimator():
     )
     with pytest.raises(ValueError, match="has no option 'lrr'"):
         outer.set_params(lrr=1.0)
+
+
+def test_reduce_on_plateau_is_stepped_with_the_measured_loss():
+    plateau = OuterOptimizer(
+        torch.optim.SGD,
+        lr=1.0,
+        schedule=torch.optim.lr_scheduler.ReduceLROnPlateau,
+        schedule_kwargs={"patience": 0, "factor": 0.5},
+        tol=None,
+    )
+
+    # The loss falls, then stays: the rate halves after the first flat step.
+    _, records = _run(
+        plateau, [(3.0, 0.0), (2.0, 0.0), (2.0, 0.0), (2.0, 0.0)], _theta()
+    )
+
+    assert [r["hyper_lr"] for r in records] == pytest.approx([1.0, 1.0, 1.0, 0.5])
+
+
+def test_numpy_integers_are_accepted_where_integers_are():
+    import numpy as np
+
+    outer = OuterOptimizer(warmup=np.int64(2), interval=np.int64(3))
+
+    assert outer.due_epochs(12) == [2, 5, 8, 11]
+    outer.init([_theta()], [(-1.0, 1.0)], 3)  # no error

@@ -755,16 +755,22 @@ class _Silent(Callback):
     """A callback of the user's that reads nothing and changes nothing."""
 
 
-def test_a_callback_that_changes_nothing_leaves_the_results_as_they_are(
-    classification_data, make_classifier
+@pytest.mark.parametrize(
+    "callback",
+    [_Silent(), EpochScoring("accuracy", use_caching=False)],
+    ids=["silent", "scoring"],
+)
+def test_a_callback_that_only_reads_leaves_the_results_as_they_are(
+    classification_data, make_classifier, callback
 ):
     # A callback of the user's makes every split validate each epoch (so
-    # that callbacks reading valid_loss work); the validation pass's
-    # DataLoader draws from torch's generator, which drives the dropout masks.
+    # that callbacks reading valid_loss work), and a scoring callback without
+    # caching predicts again; their DataLoaders draw from torch's generator,
+    # which drives the shuffling and dropout masks of the next epoch.
     X, y = classification_data
     space = {"lr": [0.01, 0.03], "optimizer__weight_decay": loguniform(1e-5, 1e-1)}
     plain = _search(make_classifier(max_epochs=8), space=space).fit(X, y)
-    logged = make_classifier(max_epochs=8, callbacks=[_Silent()])
+    logged = make_classifier(max_epochs=8, callbacks=[clone(callback)])
     with_callback = _search(logged, space=space).fit(X, y)
 
     assert with_callback.best_params_ == plain.best_params_
@@ -773,3 +779,26 @@ def test_a_callback_that_changes_nothing_leaves_the_results_as_they_are(
         plain.cv_results_["mean_test_score"],
     )
     np.testing.assert_array_equal(with_callback.predict(X), plain.predict(X))
+
+
+def test_set_params_with_an_old_name_says_the_new_one(make_classifier):
+    search = _search(make_classifier())
+
+    with pytest.raises(
+        InvalidParameterError, match="hyper_lr is now hyper_optimizer__lr"
+    ):
+        search.set_params(hyper_lr=0.1)
+
+
+def test_switching_to_an_outer_optimizer_drops_the_class_arguments(
+    classification_data, make_classifier
+):
+    X, y = classification_data
+    search = _search(make_classifier(), hyper_optimizer__lr=0.1)
+
+    search.set_params(hyper_optimizer=OuterOptimizer(lr=0.2, schedule=None))
+    search.fit(X, y)
+
+    assert "hyper_optimizer__lr" not in search.get_params(deep=False)
+    assert search.get_params()["hyper_optimizer__lr"] == 0.2  # the instance's
+    assert set(search.path_["hyper_lr"]) == {0.2}
