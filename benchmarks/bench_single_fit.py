@@ -22,12 +22,11 @@ from __future__ import annotations
 
 import argparse
 import math
-import statistics
 import warnings
 
 import numpy as np
 import torch
-from _common import save, timed, warm_up
+from _common import save, summarise, timed, warm_up
 from bench_search import DATASETS, evaluate, load, make_pipeline
 from scipy.stats import loguniform, uniform
 
@@ -95,19 +94,15 @@ def report(rows):
     print("\n| dataset | fit | test score | × untuned time |")
     print("|---|---|---|---|")
     for name in dict.fromkeys(r["dataset"] for r in rows):
-        base = statistics.median(
-            r["seconds"]
-            for r in rows
-            if r["dataset"] == name and r["fit"] == "untuned, all rows"
-        )
-        for label in dict.fromkeys(r["fit"] for r in rows):
-            group = [r for r in rows if r["dataset"] == name and r["fit"] == label]
-            scores = [r["score"] for r in group]
-            se = statistics.stdev(scores) / len(scores) ** 0.5 if len(scores) > 1 else 0
-            ratio = statistics.median(r["seconds"] for r in group) / base
+        group = [r for r in rows if r["dataset"] == name]
+        stats = summarise(group, ["score", "seconds"], by="fit")
+        base = stats["untuned, all rows"]["seconds"][2]
+        for label, fit in stats.items():
+            mean, std, _ = fit["score"]
+            n = sum(r["fit"] == label for r in group)
             print(
-                f"| {name} | {label} | {statistics.fmean(scores):.4f} ± {se:.4f} "
-                f"| {ratio:.2f} |"
+                f"| {name} | {label} | {mean:.4f} ± {std / n**0.5:.4f} "
+                f"| {fit['seconds'][2] / base:.2f} |"
             )
 
 

@@ -124,11 +124,15 @@ def is_positive(value: Any) -> bool:
     return is_real(value) and math.isfinite(value) and value > 0
 
 
+def is_count(value: Any, low: int) -> bool:
+    """An integer (numpy's too, not a bool) >= ``low``."""
+    integral = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    return integral and value >= low
+
+
 def check_int(obj: Options, name: str, low: int) -> None:
     """Option ``name`` is an integer >= ``low``."""
-    value = getattr(obj, name)
-    is_int = isinstance(value, numbers.Integral) and not isinstance(value, bool)
-    if not (is_int and value >= low):
+    if not is_count(getattr(obj, name), low):
         raise invalid(obj, name, f"an integer >= {low}")
 
 

@@ -19,7 +19,6 @@ values a run reports).
 from __future__ import annotations
 
 import math
-import numbers
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from ._options import (
     check_int,
     check_non_negative,
     invalid,
+    is_count,
     is_positive,
 )
 from ._schedule import CosineSchedule, TailAverage, make_scheduler
@@ -258,7 +258,7 @@ class OuterOptimizer(Options):
             if not isinstance(getattr(self, name), dict | None):
                 raise invalid(self, name, "a dict or None")
         self._check_classes()
-        if self.warmup != "auto" and not _is_count(self.warmup, low=0):
+        if self.warmup != "auto" and not is_count(self.warmup, low=0):
             raise invalid(self, "warmup", "'auto' or an integer >= 0")
         check_int(self, "interval", low=1)
         check_int(self, "batch_size", low=1)
@@ -404,11 +404,6 @@ class OuterOptimizer(Options):
                 t.clamp_(low, high)
         if not record["finite"]:
             self.undo(state)
-
-
-def _is_count(value, low: int) -> bool:
-    integral = isinstance(value, numbers.Integral) and not isinstance(value, bool)
-    return integral and value >= low
 
 
 def _copy(tensors) -> list:

@@ -130,22 +130,19 @@ def build_fold(fold, estimator, step, X, y, entries, settings, fit_params):
         Xt_val = _net_input(pre.transform(X_val), settings, pre)
     hooks = _Hooks()
     user_callbacks = net.callbacks if isinstance(net.callbacks, list | tuple) else []
+    # The split's validation part is the net's validation set, so that
+    # callbacks reading valid_loss work. With no callbacks of the user's but
+    # skhypergrad's own, nothing reads it: skip skorch's validation pass each
+    # epoch (the hyper-steps and the scoring evaluate the validation part
+    # themselves), and nothing after the training batches can draw from
+    # torch's generator, so there is no stream to keep.
+    validates = any(_may_read_validation(c) for c in user_callbacks)
+    callbacks = [(HOOKS_NAME, hooks), *user_callbacks]
+    if validates:
+        callbacks.append((STREAM_NAME, _KeepStream()))
     overrides = {
-        # The split's validation part is the net's validation set, so that
-        # callbacks reading valid_loss work. With no callbacks of the user's
-        # but skhypergrad's own, nothing reads it: skip skorch's validation
-        # pass each epoch (the hyper-steps and the scoring evaluate the
-        # validation part themselves).
-        "train_split": (
-            predefined_split(Dataset(Xt_val, y_val))
-            if any(_may_read_validation(c) for c in user_callbacks)
-            else None
-        ),
-        "callbacks": [
-            (HOOKS_NAME, hooks),
-            *user_callbacks,
-            (STREAM_NAME, _KeepStream()),
-        ],
+        "train_split": predefined_split(Dataset(Xt_val, y_val)) if validates else None,
+        "callbacks": callbacks,
     }
     if settings.verbose < 2:
         overrides["verbose"] = 0

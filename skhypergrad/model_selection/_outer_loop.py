@@ -36,7 +36,6 @@ from ._fold import (
     start_training,
 )
 from ._hyper_step import HyperState, hyper_step
-from ._tasks import CandidateTask, with_params  # noqa: F401 (re-exported)
 
 logger = logging.getLogger("skhypergrad")
 _GLOBAL_RNG_LOCK = threading.Lock()

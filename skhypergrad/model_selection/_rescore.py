@@ -35,8 +35,9 @@ from joblib import delayed, hash
 
 from ._dispatch import make_parallel
 from ._exchange import LocalExchange
-from ._outer_loop import assemble, run_splits, with_params
+from ._outer_loop import assemble, run_splits
 from ._results import at_bounds
+from ._tasks import with_params
 
 logger = logging.getLogger("skhypergrad")
 

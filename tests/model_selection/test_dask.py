@@ -18,6 +18,21 @@ pytest.importorskip("distributed")
 from .conftest import assert_same_search  # noqa: E402
 
 
+def _one_candidate(make_classifier, max_epochs, **kwargs):
+    """A search over a decay range only (one candidate), on 2 splits."""
+    from scipy.stats import loguniform
+
+    from skhypergrad import HypergradSearchCV
+
+    return HypergradSearchCV(
+        make_classifier(max_epochs=max_epochs),
+        {"optimizer__weight_decay": loguniform(1e-5, 1e-1)},
+        cv=2,
+        random_state=0,
+        **kwargs,
+    )
+
+
 def _kill_a_busy_worker(client, killed):
     """Wait until a worker runs a task, then kill that worker process (the
     nanny restarts it); record which in ``killed``."""
@@ -114,18 +129,11 @@ def test_one_candidate_spreads_its_splits_over_dask_workers(
     classification_data, make_classifier
 ):
     from distributed import Client, LocalCluster, get_task_stream
-    from scipy.stats import loguniform
 
     from skhypergrad import HypergradSearchCV
 
     X, y = classification_data
-    search = HypergradSearchCV(
-        make_classifier(max_epochs=8),
-        {"optimizer__weight_decay": loguniform(1e-5, 1e-1)},
-        cv=2,
-        n_jobs=-1,
-        random_state=0,
-    )
+    search = _one_candidate(make_classifier, 8, n_jobs=-1)
     local = HypergradSearchCV(**{**search.get_params(deep=False), "n_jobs": 1})
     local.fit(X, y)
 
@@ -151,18 +159,9 @@ def test_workers_with_several_threads_keep_a_candidates_splits_together(
     # Two splits in threads of one worker process would wait for each other
     # on torch's process-wide generator: they train together instead.
     from distributed import Client, LocalCluster, get_task_stream
-    from scipy.stats import loguniform
-
-    from skhypergrad import HypergradSearchCV
 
     X, y = classification_data
-    search = HypergradSearchCV(
-        make_classifier(max_epochs=4),
-        {"optimizer__weight_decay": loguniform(1e-5, 1e-1)},
-        cv=2,
-        random_state=0,
-        refit=False,
-    )
+    search = _one_candidate(make_classifier, 4, refit=False)
     with LocalCluster(n_workers=1, threads_per_worker=2, processes=True) as cluster:
         with Client(cluster):
             with get_task_stream() as tasks, joblib.parallel_backend("dask"):
@@ -180,20 +179,11 @@ def test_killed_worker_of_a_spread_candidate_fails_clearly_and_leaves_nothing(
     # gloo: a worker dies mid-training. The other split loses its peer and
     # says which split it was; nothing stays busy on the cluster.
     from distributed import Client, LocalCluster
-    from scipy.stats import loguniform
 
-    from skhypergrad import HypergradSearchCV
     from skhypergrad.exceptions import ParallelWorkerError
 
     X, y = classification_data
-    search = HypergradSearchCV(
-        make_classifier(max_epochs=400),
-        {"optimizer__weight_decay": loguniform(1e-5, 1e-1)},
-        cv=2,
-        random_state=0,
-        refit=False,
-        rescore=False,
-    )
+    search = _one_candidate(make_classifier, 400, refit=False, rescore=False)
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True) as cluster:
         with Client(cluster) as client:
             client.run(lambda: __import__("torch").set_num_threads(1))
