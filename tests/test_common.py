@@ -1,5 +1,5 @@
-"""scikit-learn's common estimator checks on HypergradSearchCV and
-HypergradRegressor (one training) with a tiny net."""
+"""scikit-learn's common estimator checks on HypergradSearchCV,
+HalvingHypergradSearchCV and HypergradRegressor (one training) with a tiny net."""
 
 import pytest
 import torch
@@ -7,7 +7,13 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from skorch import NeuralNetRegressor
 from torch import nn
 
-from skhypergrad import HypergradRegressor, HypergradSearchCV, Real, Tuned
+from skhypergrad import (
+    HalvingHypergradSearchCV,
+    HypergradRegressor,
+    HypergradSearchCV,
+    Real,
+    Tuned,
+)
 
 
 class TinyRegressor(nn.Module):
@@ -43,6 +49,10 @@ def make_search():
     return HypergradSearchCV(_net(), SPACE, cv=2, random_state=0)
 
 
+def make_halving():
+    return HalvingHypergradSearchCV(_net(), SPACE, cv=2, random_state=0, factor=2)
+
+
 def make_single_fit():
     return HypergradRegressor(_net(), SPACE, validation_fraction=0.3, random_state=0)
 
@@ -73,7 +83,7 @@ EXPECTED_FAILED_CHECKS = {
 # (the networks only read it): which check meets it first depends on the order.
 @pytest.mark.filterwarnings("ignore:The given NumPy array is not writable:UserWarning")
 @parametrize_with_checks(
-    [make_search(), make_single_fit()],
+    [make_search(), make_halving(), make_single_fit()],
     expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS,
 )
 def test_sklearn_compatible_estimator(estimator, check):

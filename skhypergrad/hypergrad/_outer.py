@@ -18,6 +18,7 @@ values a run reports).
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Callable
@@ -80,6 +81,25 @@ class OuterState:
     scale: float = 1.0
     n_steps: int = 0
     _before: list = field(default_factory=list, repr=False)
+
+    def __setstate__(self, state):
+        # A torch scheduler marks its optimizer's step() when built (to warn
+        # about a step() called in the wrong order); the optimizer pickles
+        # without the mark, so a state unpickled mid-run marks it again.
+        self.__dict__.update(state)
+        optimizer = getattr(self.scheduler, "optimizer", None)
+        if optimizer is not None and not hasattr(
+            optimizer.step, "_wrapped_by_lr_sched"
+        ):
+            step = optimizer.step
+
+            @functools.wraps(step)
+            def marked(*args, **kwargs):
+                optimizer._opt_called = True
+                return step(*args, **kwargs)
+
+            marked._wrapped_by_lr_sched = True
+            optimizer.step = marked
 
 
 class OuterOptimizer(Options):

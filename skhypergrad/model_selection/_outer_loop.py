@@ -38,7 +38,7 @@ from ._fold import (
 from ._hyper_step import HyperState, hyper_step
 
 logger = logging.getLogger("skhypergrad")
-_GLOBAL_RNG_LOCK = threading.Lock()
+RNG_LOCK = threading.Lock()
 
 
 @dataclass
@@ -122,17 +122,29 @@ def run_splits(task, X, y, splits, indices, exchange, settings, on_epoch=None):
     # torch's global generator (weight init, shuffling, dropout masks) is
     # process-wide: candidates sharing a process under a thread backend take
     # turns. Each split swaps its own stream in (Fold.rng).
-    seeds = spawn_seeds(task.seed, len(splits))
-    with _GLOBAL_RNG_LOCK:
-        folds = [Fold(i, *splits[i], seed=seeds[i]) for i in indices]
+    with RNG_LOCK:
+        training = begin(task, X, y, splits, indices, exchange, settings)
         try:
-            for fold in folds:
-                with fold.rng():
-                    _guarded(lambda f: _build(f, task, X, y, settings), fold, settings)
-            return _train(task, folds, exchange, settings, on_epoch)
+            training.advance(max(task.epochs), on_epoch)
+            return training.finish()
         finally:
-            for fold in folds:
-                release(fold)
+            training.release()
+
+
+def begin(task, X, y, splits, indices, exchange, settings):
+    """Build the splits ``indices`` of a candidate and start their
+    :class:`Training` (the caller holds ``RNG_LOCK``)."""
+    seeds = spawn_seeds(task.seed, len(splits))
+    folds = [Fold(i, *splits[i], seed=seeds[i]) for i in indices]
+    try:
+        for fold in folds:
+            with fold.rng():
+                _guarded(lambda f: _build(f, task, X, y, settings), fold, settings)
+        return Training(task, folds, exchange, settings)
+    except BaseException:
+        for fold in folds:
+            release(fold)
+        raise
 
 
 def _build(fold, task, X, y, settings) -> None:
@@ -148,81 +160,137 @@ def _build(fold, task, X, y, settings) -> None:
     )
 
 
-def _train(task, folds, exchange, settings, on_epoch=None):
-    max_epochs = max(task.epochs)
-    built = exchange.gather(
-        {
-            f.index: pack(
-                float(f.error is None),
-                *[
-                    0
-                    if f.error is not None or e.per_fold
-                    else e.size(f.net, len(f.train))
-                    for e in task.entries
-                ],
-            )
-            for f in folds
-        }
-    )
-    ok = [i for i, v in built.items() if v[0] > 0]
-    if not ok:  # every split failed to build
-        return _part(
-            task, folds, {e: _snapshot(folds, None, settings) for e in task.epochs}
+class Training:
+    """A candidate's splits in training, resumable between epochs.
+
+    Built on splits that :func:`build_fold` set up, it plans the hyper-steps
+    for ``max(task.epochs)`` epochs; :meth:`advance` trains up to an epoch
+    (the hyper-steps due on the way included) and can be called again to go
+    on where it stopped, so that a training stopped at ``e`` epochs and
+    continued to ``max(task.epochs)`` gives what one call would.
+    :meth:`part` reads what the splits give so far; :meth:`finish` ends the
+    training. The halving search keeps its survivors' trainings this way
+    (between processes: :func:`~skhypergrad.model_selection._race.freeze`).
+    """
+
+    def __init__(self, task, folds, exchange, settings):
+        self.task, self.folds, self.exchange = task, folds, exchange
+        self.settings = settings
+        self.epoch, self.done = 0, False
+        self.path, self.snapshots = [], {}
+        built = exchange.gather(
+            {
+                f.index: pack(
+                    float(f.error is None),
+                    *[
+                        0
+                        if f.error is not None or e.per_fold
+                        else e.size(f.net, len(f.train))
+                        for e in task.entries
+                    ],
+                )
+                for f in folds
+            }
         )
-    first = ok[0]
-    state = HyperState(task.entries, task.start, folds, built[first][1:].tolist())
-    for fold in folds:
-        if fold.error is None:
-            state.apply(fold)
-            with fold.rng():
-                _guarded(start_training, fold, settings)
-    due = settings.outer.due_epochs(max_epochs) if task.entries else []
-    # A process whose splits hold no tensor still steps along (and keeps the
-    # schedule): a placeholder stands in.
-    tensors, bounds = state.tensors(), state.bounds()
-    if not tensors:
-        tensors = [torch.zeros(0, dtype=torch.float64, requires_grad=True)]
-        bounds = [(-math.inf, math.inf)]
-    state.outer = settings.outer.init(tensors, bounds, len(due))
-    tails = {e: settings.outer.tail(sum(d < e for d in due)) for e in task.epochs}
-    path, snapshots = [], {}
-    per_fold = [e for e in state.entries if e.per_fold]
-
-    def snapshot(epoch):
-        raw = _by_entry(state, tails[epoch].result(state.tensors()))
-        snapshots[epoch] = _snapshot(folds, raw, settings)
-
-    for epoch in range(1, max_epochs + 1):
+        ok = [i for i, v in built.items() if v[0] > 0]
+        self.state = None
+        if not ok:  # every split failed to build
+            self.done = True
+            return
+        self.first = ok[0]
+        state = HyperState(
+            task.entries, task.start, folds, built[self.first][1:].tolist()
+        )
         for fold in folds:
-            if fold.active:
+            if fold.error is None:
+                state.apply(fold)
                 with fold.rng():
-                    run_epoch(fold, settings)
-        if epoch in task.epochs:
-            snapshot(epoch)
-        active = exchange.gather({f.index: pack(float(f.active)) for f in folds})
-        if not any(v[0] > 0 for v in active.values()):
-            break
-        if epoch not in due:
+                    _guarded(start_training, fold, settings)
+        max_epochs = max(task.epochs)
+        self.due = settings.outer.due_epochs(max_epochs) if task.entries else []
+        # A process whose splits hold no tensor still steps along (and keeps the
+        # schedule): a placeholder stands in.
+        tensors, bounds = state.tensors(), state.bounds()
+        if not tensors:
+            tensors = [torch.zeros(0, dtype=torch.float64, requires_grad=True)]
+            bounds = [(-math.inf, math.inf)]
+        state.outer = settings.outer.init(tensors, bounds, len(self.due))
+        self.state = state
+        self.tails = {
+            e: settings.outer.tail(sum(d < e for d in self.due)) for e in task.epochs
+        }
+        self.per_fold = [e for e in state.entries if e.per_fold]
+
+    def _snapshot(self, epoch) -> None:
+        state = self.state
+        raw = _by_entry(state, self.tails[epoch].result(state.tensors()))
+        self.snapshots[epoch] = _snapshot(self.folds, raw, self.settings)
+
+    def advance(self, until, on_epoch=None) -> None:
+        """Train up to epoch ``until`` (or until every split stopped)."""
+        folds, state, settings = self.folds, self.state, self.settings
+        while not self.done and self.epoch < until:
+            self.epoch = epoch = self.epoch + 1
+            for fold in folds:
+                if fold.active:
+                    with fold.rng():
+                        run_epoch(fold, settings)
+            if epoch in self.task.epochs:
+                self._snapshot(epoch)
+            active = self.exchange.gather(
+                {f.index: pack(float(f.active)) for f in folds}
+            )
+            if not any(v[0] > 0 for v in active.values()):
+                self.done = True
+                break
+            if epoch not in self.due:
+                if on_epoch is not None:
+                    on_epoch(self.path[-1] if self.path else None)
+                continue
+            record = _step(folds, self.exchange, state, settings, epoch)
+            record["values"] = _summaries(
+                state, folds, self.exchange, self.per_fold, self.first
+            )
+            accepted = not (record["skipped"] or record["rejected"])
+            for e, tail in self.tails.items():
+                if epoch < e:
+                    tail.add(len(self.path), state.tensors() if accepted else None)
+            self.path.append(record)
+            _log_step(record, settings)
             if on_epoch is not None:
-                on_epoch(path[-1] if path else None)
-            continue
-        record = _step(folds, exchange, state, settings, epoch)
-        record["values"] = _summaries(state, folds, exchange, per_fold, first)
-        accepted = not (record["skipped"] or record["rejected"])
-        for e, tail in tails.items():
-            if epoch < e:
-                tail.add(len(path), state.tensors() if accepted else None)
-        path.append(record)
-        _log_step(record, settings)
-        if on_epoch is not None:
-            on_epoch(record)
-    for epoch in task.epochs:
-        if epoch not in snapshots:  # every split stopped early
-            snapshot(epoch)
-    for fold in folds:
-        with fold.rng():
-            end_training(fold)
-    return _part(task, folds, snapshots, path, settings.keep_estimators)
+                on_epoch(record)
+
+    def part(self, epochs=None) -> dict:
+        """What the splits give for ``epochs`` (default: all of the task's)
+        as the training stands; an epoch not reached because every split
+        stopped reads the splits as they stopped."""
+        epochs = self.task.epochs if epochs is None else epochs
+        if self.state is None:  # every split failed to build
+            snapshots = {e: _snapshot(self.folds, None, self.settings) for e in epochs}
+            return _part(self.task, self.folds, snapshots)
+        for epoch in epochs:
+            if epoch not in self.snapshots and self.done:
+                self._snapshot(epoch)
+        snapshots = {e: self.snapshots[e] for e in epochs}
+        return _part(
+            self.task, self.folds, snapshots, self.path, self.settings.keep_estimators
+        )
+
+    def finish(self) -> dict:
+        """End the training (the callbacks' ``on_train_end``); its part."""
+        if self.state is not None:
+            self.done = True
+            out = self.part()
+            for fold in self.folds:
+                with fold.rng():
+                    end_training(fold)
+            return out
+        return self.part()
+
+    def release(self) -> None:
+        """Remove the splits' private files (after the training ended or failed)."""
+        for fold in self.folds:
+            release(fold)
 
 
 def _summaries(state, folds, exchange, per_fold, first) -> dict:

@@ -50,6 +50,41 @@ class SearchProgress:
         total = sum(max(t.epochs) for t in tasks) + bool(self.refit)
         self.bar = tqdm(total=total, unit="epoch", desc="HypergradSearchCV")
 
+    def start_race(self, tasks, n_splits, rungs, rescore=False) -> None:
+        """The halving search's summary line and bar (``verbose >= 1`` only)."""
+        if self.verbose < 1:
+            return
+        from tqdm.auto import tqdm
+
+        n, planned, done = len(tasks), 0, 0
+        for until in rungs.n_resources:
+            planned += n * (until - done)
+            n, done = math.ceil(n / rungs.factor), until
+        tqdm.write(
+            f"Racing {len(tasks)} candidates over {n_splits} folds by successive "
+            f"halving: ranked after {rungs.n_resources} epochs, keeping the best "
+            f"1/{rungs.factor:g} each time; the survivors train on"
+            + (
+                "; then every split trains the last ones' values again as "
+                "constants (rescore=True)"
+                if rescore and any(t.entries for t in tasks)
+                else ""
+            )
+        )
+        self.bar = tqdm(
+            total=planned + bool(self.refit),
+            unit="epoch",
+            desc="HalvingHypergradSearchCV",
+        )
+
+    def rung(self, itr, n_candidates, n_resources) -> None:
+        """Say which iteration of the race starts (``verbose >= 2``)."""
+        if self.bar is not None and self.verbose >= 2:
+            self.bar.write(
+                f"iter {itr}: {n_candidates} candidates, trained to {n_resources} "
+                "epochs"
+            )
+
     def extend(self, epochs) -> None:
         """Plan ``epochs`` more candidate-epochs (the constant trainings)."""
         if self.bar is not None and epochs:

@@ -90,6 +90,9 @@ def more_results(rows) -> dict:
     more["n_rejected_hypersteps"] = np.array(
         [sum(rec["rejected"] for rec in r["path"]) for r in rows]
     )
+    if "iter" in rows[0]:  # a halving search's iteration and its epochs
+        more["iter"] = np.array([r["iter"] for r in rows])
+        more["n_resources"] = np.array([r["n_resources"] for r in rows])
     return {k: list(v) for k, v in more.items()}
 
 

@@ -406,34 +406,7 @@ default=torch.optim.Adam
                 subspaces,
                 (net_params, start_seed, self.n_starts, _num_samples(X)),
             )
-            logger.debug(
-                "Fitting %d folds for each of %d candidates (%d starting points "
-                "each), totalling %d trainings",
-                len(splits),
-                len(tasks) // self.n_starts,
-                self.n_starts,
-                len(tasks) * len(splits),
-            )
-            progress.start(tasks, len(splits), self.n_starts, self.rescore)
-            # Split estimators, where kept, come from the constant trainings.
-            tuning = (
-                replace(settings, keep_estimators=False) if self.rescore else settings
-            )
-            jobs = {"n_jobs": self.n_jobs, "pre_dispatch": self.pre_dispatch}
-            task_rows = list(run_tasks(tasks, X, y, splits, tuning, progress, **jobs))
-            if self.rescore:
-                with lost_workers():
-                    task_rows = rescore(
-                        tasks,
-                        task_rows,
-                        X,
-                        y,
-                        splits,
-                        settings,
-                        progress=progress,
-                        **jobs,
-                    )
-            rows.extend(r for candidate_rows in task_rows for r in candidate_rows)
+            rows.extend(self._evaluate(tasks, X, y, splits, settings, progress))
 
         # What _run_search draws from, for this fit only.
         self._space = (subspaces, sample_seed)
@@ -453,6 +426,29 @@ default=torch.optim.Adam
                 [r["params"] for r in rows], len(splits), out, more_results(rows)
             )
         return results, rows
+
+    def _evaluate(self, tasks, X, y, splits, settings, progress) -> list:
+        """Run the tasks (tuning, then the constant trainings of ``rescore``);
+        their rows, one per task and ``max_epochs`` value."""
+        logger.debug(
+            "Fitting %d folds for each of %d candidates (%d starting points "
+            "each), totalling %d trainings",
+            len(splits),
+            len(tasks) // self.n_starts,
+            self.n_starts,
+            len(tasks) * len(splits),
+        )
+        progress.start(tasks, len(splits), self.n_starts, self.rescore)
+        # Split estimators, where kept, come from the constant trainings.
+        tuning = replace(settings, keep_estimators=False) if self.rescore else settings
+        jobs = {"n_jobs": self.n_jobs, "pre_dispatch": self.pre_dispatch}
+        task_rows = list(run_tasks(tasks, X, y, splits, tuning, progress, **jobs))
+        if self.rescore:
+            with lost_workers():
+                task_rows = rescore(
+                    tasks, task_rows, X, y, splits, settings, progress=progress, **jobs
+                )
+        return [r for candidate_rows in task_rows for r in candidate_rows]
 
     def _run_search(self, evaluate_candidates):
         """Draw the outer candidates and evaluate them, as scikit-learn's

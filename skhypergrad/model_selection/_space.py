@@ -392,7 +392,7 @@ def _unknown_names_message(unknown, known) -> str:
     )
 
 
-def make_candidates(subspaces, n_iter, random_state) -> list[Candidate]:
+def make_candidates(subspaces, n_iter, random_state, draw=False) -> list[Candidate]:
     """Outer candidates, as GridSearchCV or RandomizedSearchCV would draw them.
 
     All outer entries lists: every combination (``ParameterGrid``). Any
@@ -404,13 +404,18 @@ def make_candidates(subspaces, n_iter, random_state) -> list[Candidate]:
     subspaces : list of SubSpace
     n_iter : int
     random_state : int, RandomState instance or None
+    draw : bool, default=False
+        Draw ``n_iter`` candidates even where every outer entry is a list
+        (``ParameterSampler`` draws them without replacement).
 
     Returns
     -------
     candidates : list of Candidate
     """
     spaces = [{**s.outer, _SUBSPACE: [i]} for i, s in enumerate(subspaces)]
-    sampled = any(hasattr(v, "rvs") for s in subspaces for v in s.outer.values())
+    sampled = draw or any(
+        hasattr(v, "rvs") for s in subspaces for v in s.outer.values()
+    )
     try:
         draws = (
             list(ParameterSampler(spaces, n_iter, random_state=random_state))

@@ -1,0 +1,258 @@
+"""Successive halving over epochs, on the same trainings.
+
+The racers (a candidate from one starting point each) all start training,
+planned for ``max_epochs``; at each rung they are ranked by their splits'
+validation score at that epoch, and the best ``1 / factor`` go on *from
+where they stopped* (their nets, optimiser states, tuned values and random
+streams are kept), so that a survivor's training is the one a full search of
+that candidate would run. Under ``n_jobs > 1`` a paused training travels
+between the workers and the search's process as bytes (:func:`freeze`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import math
+import pickle
+import shutil
+
+import torch
+from joblib import delayed, effective_n_jobs
+from skorch import NeuralNet
+
+try:  # joblib >= 1.5 depends on it; older joblib vendors it
+    import cloudpickle
+except ImportError:  # pragma: no cover
+    from joblib.externals import cloudpickle
+
+from .._callback_base import SearchCallback
+from ._dispatch import _refuse_threads, lost_workers, make_parallel
+from ._exchange import LocalExchange
+from ._outer_loop import RNG_LOCK, Training, assemble, begin
+
+
+@dataclasses.dataclass
+class Rungs:
+    """The resources (epochs) of every iteration, scikit-learn's arithmetic.
+
+    Attributes
+    ----------
+    n_resources : list of int
+        Epochs every racer of iteration ``i`` has trained when it is ranked;
+        the last is ``max_resources`` (the survivors finish their training).
+    min_resources, max_resources : int
+    n_required_iterations, n_possible_iterations : int
+        As ``HalvingRandomSearchCV`` computes them.
+    """
+
+    n_resources: list
+    factor: float
+    min_resources: int
+    max_resources: int
+    n_required_iterations: int
+    n_possible_iterations: int
+
+
+def plan_rungs(n_racers, max_resources, factor, min_resources, aggressive) -> Rungs:
+    """The epochs of each iteration of a race of ``n_racers``.
+
+    As ``HalvingRandomSearchCV`` plans them with ``resource`` a count: the
+    iterations needed to narrow ``n_racers`` down to one, the iterations the
+    resources allow from ``min_resources`` ("exhaust": the most that still
+    lets the last iteration reach ``max_resources``; "smallest": 1 epoch) by
+    steps of ``factor``, and with ``aggressive`` the first iterations all at
+    ``min_resources`` until the racers fit. One change: the last iteration
+    always trains to ``max_resources``, since the hyper-steps of every
+    training are planned for ``max_epochs`` and survivors finish theirs.
+    """
+    n_required = 1 + math.floor(math.log(n_racers, factor) + 1e-9)
+    if min_resources == "exhaust":
+        low = max(1, int(max_resources // factor ** (n_required - 1)))
+    elif min_resources == "smallest":
+        low = 1
+    else:
+        low = int(min_resources)
+    n_possible = 1 + math.floor(math.log(max_resources / low, factor) + 1e-9)
+    n_iterations = n_required if aggressive else min(n_possible, n_required)
+    epochs = []
+    for itr in range(n_iterations):
+        power = max(0, itr - n_required + n_possible) if aggressive else itr
+        epochs.append(min(int(factor**power * low), max_resources))
+    epochs[-1] = max_resources
+    return Rungs(epochs, factor, low, max_resources, n_required, n_possible)
+
+
+def race(tasks, X, y, splits, settings, rungs, progress, *, n_jobs, pre_dispatch):
+    """Race the tasks over ``rungs.n_resources``.
+
+    Parameters
+    ----------
+    tasks : list of CandidateTask
+        Their ``epochs`` are the rungs' epochs, ``epochs_name`` the net's
+        ``max_epochs`` (with any Pipeline prefix).
+    rungs : Rungs
+    progress : SearchProgress
+
+    Returns
+    -------
+    rows : list of dict
+        One per racer and iteration it reached, in order of iteration, with
+        ``iter`` and ``n_resources``.
+    finalists : list of (CandidateTask, dict)
+        The racers of the last iteration and their row there.
+    n_candidates : list of int
+        Racers at each iteration.
+    """
+    _refuse_threads(n_jobs)
+    here = effective_n_jobs(n_jobs) == 1
+    live = list(range(len(tasks)))
+    held = [None] * len(tasks)  # a live Training (here) or a Frozen one
+    rows, n_candidates, done = [], [], 0
+    last = len(rungs.n_resources) - 1
+    try:
+        for itr, until in enumerate(rungs.n_resources):
+            n_candidates.append(len(live))
+            progress.rung(itr, len(live), until)
+            jobs = [
+                delayed(_run_rung)(
+                    held[i] if held[i] is not None else tasks[i],
+                    X,
+                    y,
+                    splits,
+                    settings,
+                    until,
+                    itr == last,
+                    here,
+                )
+                for i in live
+            ]
+            scores = []
+            with lost_workers():
+                parallel = make_parallel(n_jobs=n_jobs, pre_dispatch=pre_dispatch)
+                for i, (part, training) in zip(live, parallel(jobs)):
+                    held[i] = training
+                    task = dataclasses.replace(tasks[i], epochs=(until,))
+                    (row,) = assemble(task, [part], settings)
+                    row["iter"], row["n_resources"] = itr, until
+                    rows.append(row)
+                    scores.append((i, row))
+                    progress.count(until - done)
+            done = until
+            if itr == last:
+                return rows, [(tasks[i], row) for i, row in scores], n_candidates
+            keep = math.ceil(len(live) / rungs.factor)
+            survivors = {i for i, _ in sorted(scores, key=_rank_key)[:keep]}
+            for i in live:
+                if i not in survivors:
+                    _discard(held[i])
+                    held[i] = None
+            live = [i for i in live if i in survivors]
+    finally:  # an error on the way: nothing left behind
+        for h in held:
+            if h is not None:
+                _discard(h)
+    raise AssertionError("a race has at least one iteration")  # pragma: no cover
+
+
+def _rank_key(item):
+    """Best mean validation score first; failed splits (NaN) last; ties by order."""
+    i, row = item
+    scores = [o["test_scores"] for o in row["out"]]
+    mean = float(sum(scores) / len(scores))
+    return (-mean if math.isfinite(mean) else math.inf, i)
+
+
+def _run_rung(held, X, y, splits, settings, until, last, here):
+    """Train one racer up to epoch ``until``: its part at that epoch, and its
+    training to go on with (live in this process, frozen in a worker; None
+    after the last iteration)."""
+    with RNG_LOCK:
+        if isinstance(held, Training):
+            training = held
+        elif isinstance(held, Frozen):
+            training = thaw(held.data)
+        else:  # a task: its first rung
+            indices = range(len(splits))
+            training = begin(held, X, y, splits, indices, LocalExchange(), settings)
+        try:
+            training.advance(until)
+            part = training.part((until,))
+            if last:
+                training.finish()
+        except BaseException:
+            training.release()
+            raise
+        if last:
+            training.release()
+            return part, None
+    return part, training if here else Frozen(training)
+
+
+def _discard(held) -> None:
+    """End an eliminated racer: remove its splits' private files."""
+    if isinstance(held, Training):
+        held.release()
+    elif isinstance(held, Frozen):
+        for path in held.files:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+# ------------------------------------------------------------ freeze / thaw
+class _Pickler:
+    """cloudpickle (as joblib sends jobs: a module defined in a script goes
+    by value), with skorch nets and skhypergrad's callbacks pickled as plain
+    objects.
+
+    skorch pickles a net's module, criterion and optimizer apart from the rest
+    of the net (in a ``torch.save`` buffer of their own), so the objects of a
+    training that point into the module (the families' bindings, hooks, the
+    tuned values' optimiser) would come back pointing at copies; and
+    skhypergrad's callbacks leave out what only a training in progress holds
+    (their hooks, the net), as a fitted net should. Pickled as plain objects,
+    in one stream, every reference comes back to the same one.
+    """
+
+    class Pickler(cloudpickle.Pickler):
+        def reducer_override(self, obj):  # noqa: D102
+            if isinstance(obj, NeuralNet | SearchCallback):
+                state = dict(obj.__dict__)
+                return (_new_object, (type(obj),), state, None, None, _set_dict)
+            return super().reducer_override(obj)
+
+    Unpickler = pickle.Unpickler
+    load = pickle.load
+    dump = pickle.dump
+
+
+def _new_object(cls):
+    return cls.__new__(cls)
+
+
+def _set_dict(obj, state):
+    obj.__dict__.update(state)
+    return obj
+
+
+class Frozen:
+    """A paused training as bytes, with its splits' private directories (to
+    remove if it is eliminated, without thawing it)."""
+
+    def __init__(self, training):
+        self.data = freeze(training)
+        self.files = [f.files for f in training.folds if f.files is not None]
+
+
+def freeze(training) -> bytes:
+    """A paused :class:`Training` as bytes, to go on elsewhere (:func:`thaw`)."""
+    buffer = io.BytesIO()
+    torch.save(training, buffer, pickle_module=_Pickler)
+    return buffer.getvalue()
+
+
+def thaw(data) -> Training:
+    """The :class:`Training` that :func:`freeze` turned into ``data``."""
+    return torch.load(io.BytesIO(data), weights_only=False)
+
+
+__all__ = ["Rungs", "freeze", "plan_rungs", "race", "thaw"]
