@@ -214,10 +214,11 @@ def searches(pipe, seed, task, quick):
             # training where the starting values are checked is not counted)
             10 * 2 * CV + 1,
         ),
-        # Both tuned by hypergradients: one tuning and one constant training
-        # per split (rescore=True; the starting values' check is not counted).
+        # The ranges as a user writes them, with the defaults: both tuned by
+        # hypergradients, one tuning and one constant training per split
+        # (rescore=True; the starting values' check is not counted).
         "HypergradSearchCV": (
-            HypergradSearchCV(pipe, tuned, cv=CV, random_state=seed),
+            HypergradSearchCV(pipe, space, cv=CV, random_state=seed),
             2 * CV + 1,
         ),
         "HypergradSearchCV per-layer": (

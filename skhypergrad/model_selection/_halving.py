@@ -26,7 +26,8 @@ class HalvingHypergradSearchCV(HypergradSearchCV):
     """Successive halving over epochs, continuous entries tuned inside.
 
     The continuous entries are tuned by hypergradients inside every
-    candidate, as in :class:`HypergradSearchCV`. As ``HalvingRandomSearchCV`` with ``resource="max_epochs"``, except
+    candidate, as in :class:`HypergradSearchCV`. The rest is raced as
+    ``HalvingRandomSearchCV`` races with ``resource="max_epochs"``, except
     that a candidate that survives an iteration **goes on training from
     where it stopped** instead of starting again: every candidate (an
     outer draw from one starting point) starts the training

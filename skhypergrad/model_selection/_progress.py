@@ -81,8 +81,8 @@ class SearchProgress:
         """Say which iteration of the race starts (``verbose >= 2``)."""
         if self.bar is not None and self.verbose >= 2:
             self.bar.write(
-                f"iter {itr}: {n_candidates} candidates, trained to {n_resources} "
-                "epochs"
+                f"iter {itr}: {n_candidates} candidate"
+                f"{'s' if n_candidates != 1 else ''}, trained to {n_resources} epochs"
             )
 
     def extend(self, epochs) -> None:

@@ -3,6 +3,7 @@ from where they stopped."""
 
 import math
 import pickle
+import re
 import warnings
 
 import numpy as np
@@ -356,3 +357,29 @@ def test_bad_settings_are_refused(
     X, y = classification_data
     with pytest.raises((error, TypeError), match=message):
         _search(make_classifier(), space, **kwargs).fit(X, y)
+
+
+@pytest.mark.parametrize("verbose", [1, 2])
+def test_verbose_says_what_is_raced_and_the_bar_reaches_its_end(
+    make_classifier, classification_data, capsys, verbose
+):
+    X, y = classification_data
+    space = {
+        "module__hidden": [4, 8, 16],
+        "optimizer__weight_decay": Real(1e-5, 1e-1, log=True),
+    }
+
+    _search(make_classifier(max_epochs=9), space, verbose=verbose).fit(X, y)
+
+    captured = capsys.readouterr()
+    assert "Racing 3 candidates over 3 folds" in captured.out
+    assert "ranked after [3, 9] epochs" in captured.out
+    done = re.findall(r"HalvingHypergradSearchCV: 100%\S* (\d+)/(\d+)", captured.err)
+    assert done
+    assert done[-1][0] == done[-1][1]
+    # 3 x 3 racing epochs, 6 more for the survivor, its constant training
+    # (9, or 18 with the starting values') and the refit.
+    assert int(done[-1][0]) in (25, 34)
+    if verbose == 2:
+        assert "iter 0: 3 candidates, trained to 3 epochs" in captured.out
+        assert "iter 1: 1 candidate, trained to 9 epochs" in captured.out
