@@ -313,7 +313,7 @@ def score_fold(fold, settings) -> dict:
     if fold.error is not None:
         failed = _error_scores(settings)
         out = {
-            "fit_error": "".join(traceback.format_exception(fold.error)),
+            "fit_error": error_text(fold.error),
             "test_scores": failed,
             "n_test_samples": n_test,
             "fit_time": fold.fit_time,
@@ -353,6 +353,53 @@ def score_fold(fold, settings) -> dict:
     return out
 
 
+class SplitFailure(Exception):
+    """A split's error, as text: what a paused training carries to another
+    process in place of the exception (which may not unpickle there)."""
+
+    def __init__(self, text):
+        super().__init__(text)
+        self.text = text
+
+
+def error_text(error) -> str:
+    """The traceback of a split's error, as ``_fit_and_score`` reports it."""
+    if isinstance(error, SplitFailure):
+        return error.text
+    return "".join(traceback.format_exception(error))
+
+
+def portable(fold) -> None:
+    """Make a split ready to travel to another process: its error as text,
+    and its data without what :func:`restore` rebuilds from ``X`` and ``y``
+    (the network's input stays when a Pipeline's steps made it)."""
+    if fold.error is not None and not isinstance(fold.error, SplitFailure):
+        fold.error = SplitFailure(error_text(fold.error))
+    data = fold.data
+    if not data or "restore" in data:
+        return
+    kept = {"fit_params": data["fit_params"], "restore": True}
+    if data["Xt_tr"] is not data["X_tr"]:
+        kept.update(Xt_tr=data["Xt_tr"], Xt_val=data["Xt_val"])
+    fold.data = kept
+
+
+def restore(fold, X, y) -> None:
+    """Give a split that travelled (:func:`portable`) its data back."""
+    data = fold.data
+    if not data.pop("restore", False):
+        return
+    data.update(
+        X_all=X,
+        X_tr=_safe_indexing(X, fold.train),
+        X_val=_safe_indexing(X, fold.test),
+        y_tr=None if y is None else y[fold.train],
+        y_val=None if y is None else y[fold.test],
+    )
+    data.setdefault("Xt_tr", data["X_tr"])
+    data.setdefault("Xt_val", data["X_val"])
+
+
 def _error_scores(settings):
     if settings.metric_names is None:
         return settings.error_score
@@ -375,6 +422,9 @@ def validation_loss(fold) -> float:
 
 __all__ = [
     "Fold",
+    "SplitFailure",
+    "portable",
+    "restore",
     "build_fold",
     "end_training",
     "release",

@@ -16,6 +16,7 @@ from ..exceptions import InvalidHyperparameterError
 from ..hypergrad._options import is_count
 from ..net import split_estimator
 from ..utils._validation import Interval, StrOptions
+from ._dispatch import lost_workers
 from ._race import plan_rungs, race
 from ._rescore import rescore
 from ._search import HypergradSearchCV
@@ -35,7 +36,9 @@ class HalvingHypergradSearchCV(HypergradSearchCV):
     ``max_epochs``; after ``n_resources_[i]`` epochs the candidates are ranked
     by their splits' mean validation score and the best ``1 / factor`` train
     on. The last iteration trains to ``max_epochs``, so the survivors' rows
-    are exactly those ``HypergradSearchCV`` would give them. What is raced:
+    are exactly those ``HypergradSearchCV`` would give them (on a CPU; on a
+    GPU the dropout masks come from the device's one generator, which the
+    candidates share in the order they train). What is raced:
     the outer entries (lists, integer and categorical distributions, layer
     sizes, ``Sampled`` ranges) and the ``n_starts`` starting points.
 
@@ -73,7 +76,10 @@ return_train_score
         As in :class:`HypergradSearchCV`. Under ``n_jobs > 1`` the candidates
         of an iteration train in parallel, and a surviving candidate's
         training travels to the next (its nets, optimiser states, tuned
-        values and random streams), so the results are those of ``n_jobs=1``.
+        values and random streams, pickled; the data is not sent again), so
+        the results are those of ``n_jobs=1``. A training that cannot be
+        pickled (a module with ``torch.nn.utils.parametrize``
+        parametrizations, such as ``weight_norm``) needs ``n_jobs=1``.
     random_state, solver, hyper_optimizer, n_starts, unroll_steps, \
 cast_inputs
         As in :class:`HypergradSearchCV`.
@@ -252,10 +258,15 @@ n_features_in_, feature_names_in_
             net, _ = split_estimator(self.estimator)
             low = 1 if self.min_resources == "smallest" else self.min_resources
             n_candidates = max(1, net.max_epochs // low)
-        draw = n_candidates != "exhaust"
-        evaluate_candidates(
-            make_candidates(subspaces, n_candidates if draw else 1, random_state, draw)
-        )
+        grid = None if sampled else make_candidates(subspaces, 1, random_state)
+        if grid is not None and (
+            n_candidates == "exhaust" or n_candidates >= len(grid)
+        ):
+            evaluate_candidates(grid)  # every combination
+        else:  # draws (without replacement from a grid of lists)
+            evaluate_candidates(
+                make_candidates(subspaces, n_candidates, random_state, draw=True)
+            )
 
     def _evaluate(self, tasks, X, y, splits, settings, progress) -> list:
         """Race the tasks over epochs, then rescore the last iteration's rows."""
@@ -278,16 +289,17 @@ n_features_in_, feature_names_in_
         )
         if self.rescore:
             # In place: the finalists' rows are those of the last iteration.
-            rescore(
-                [t for t, _ in finalists],
-                [[r] for _, r in finalists],
-                X,
-                y,
-                splits,
-                settings,
-                progress=progress,
-                **jobs,
-            )
+            with lost_workers():
+                rescore(
+                    [t for t, _ in finalists],
+                    [[r] for _, r in finalists],
+                    X,
+                    y,
+                    splits,
+                    settings,
+                    progress=progress,
+                    **jobs,
+                )
         self.n_resources_ = list(rungs.n_resources)
         self.n_candidates_ = n_candidates
         self.n_remaining_candidates_ = int(np.ceil(n_candidates[-1] / self.factor))

@@ -17,8 +17,9 @@ import math
 import pickle
 import shutil
 
+import numpy as np
 import torch
-from joblib import delayed, effective_n_jobs
+from joblib import delayed
 from skorch import NeuralNet
 
 try:  # joblib >= 1.5 depends on it; older joblib vendors it
@@ -27,8 +28,11 @@ except ImportError:  # pragma: no cover
     from joblib.externals import cloudpickle
 
 from .._callback_base import SearchCallback
+from ..exceptions import UnsupportedEstimatorError
+from ..utils._validation import InvalidParameterError
 from ._dispatch import _refuse_threads, lost_workers, make_parallel
 from ._exchange import LocalExchange
+from ._fold import portable, restore
 from ._outer_loop import RNG_LOCK, Training, assemble, begin
 
 
@@ -66,14 +70,15 @@ def plan_rungs(n_racers, max_resources, factor, min_resources, aggressive) -> Ru
     always trains to ``max_resources``, since the hyper-steps of every
     training are planned for ``max_epochs`` and survivors finish theirs.
     """
-    n_required = 1 + math.floor(math.log(n_racers, factor) + 1e-9)
+    # scikit-learn's expressions, floating point included.
+    n_required = 1 + math.floor(math.log(n_racers, factor))
     if min_resources == "exhaust":
         low = max(1, int(max_resources // factor ** (n_required - 1)))
     elif min_resources == "smallest":
         low = 1
     else:
         low = int(min_resources)
-    n_possible = 1 + math.floor(math.log(max_resources / low, factor) + 1e-9)
+    n_possible = 1 + math.floor(math.log(max_resources // low, factor))
     n_iterations = n_required if aggressive else min(n_possible, n_required)
     epochs = []
     for itr in range(n_iterations):
@@ -105,7 +110,10 @@ def race(tasks, X, y, splits, settings, rungs, progress, *, n_jobs, pre_dispatch
         Racers at each iteration.
     """
     _refuse_threads(n_jobs)
-    here = effective_n_jobs(n_jobs) == 1
+    # A job that runs in this process keeps its training as it is; one that
+    # runs elsewhere (it does not find the token) sends it back frozen.
+    token = object.__new__(_Token)
+    _SEARCHES_HERE.add(token)
     live = list(range(len(tasks)))
     held = [None] * len(tasks)  # a live Training (here) or a Frozen one
     rows, n_candidates, done = [], [], 0
@@ -123,7 +131,7 @@ def race(tasks, X, y, splits, settings, rungs, progress, *, n_jobs, pre_dispatch
                     settings,
                     until,
                     itr == last,
-                    here,
+                    token,
                 )
                 for i in live
             ]
@@ -142,36 +150,51 @@ def race(tasks, X, y, splits, settings, rungs, progress, *, n_jobs, pre_dispatch
             if itr == last:
                 return rows, [(tasks[i], row) for i, row in scores], n_candidates
             keep = math.ceil(len(live) / rungs.factor)
-            survivors = {i for i, _ in sorted(scores, key=_rank_key)[:keep]}
+            survivors = set(_top(scores, keep))
             for i in live:
                 if i not in survivors:
                     _discard(held[i])
                     held[i] = None
             live = [i for i in live if i in survivors]
     finally:  # an error on the way: nothing left behind
+        _SEARCHES_HERE.discard(token)
         for h in held:
             if h is not None:
                 _discard(h)
     raise AssertionError("a race has at least one iteration")  # pragma: no cover
 
 
-def _rank_key(item):
-    """Best mean validation score first; failed splits (NaN) last; ties by order."""
-    i, row = item
-    scores = [o["test_scores"] for o in row["out"]]
-    mean = float(sum(scores) / len(scores))
-    return (-mean if math.isfinite(mean) else math.inf, i)
+def _top(scores, k) -> list:
+    """The ``k`` racers of the best mean validation score, as scikit-learn's
+    halving keeps them (failed splits, NaN, last; its order among ties)."""
+    means = np.array([_mean_score(row) for _, row in scores])
+    order = np.roll(np.argsort(means), np.count_nonzero(np.isnan(means)))
+    return [scores[j][0] for j in order[-k:]]
 
 
-def _run_rung(held, X, y, splits, settings, until, last, here):
+def _mean_score(row) -> float:
+    values = [o["test_scores"] for o in row["out"]]
+    if any(isinstance(v, dict) for v in values):
+        raise InvalidParameterError(
+            "HalvingHypergradSearchCV ranks the candidates by one metric, but the "
+            f"scoring callable returned a dict ({sorted(values[0])}). Give "
+            "scoring one metric (a name or a callable returning a number), or use "
+            "HypergradSearchCV for several."
+        )
+    return float(np.mean(values))
+
+
+def _run_rung(held, X, y, splits, settings, until, last, token):
     """Train one racer up to epoch ``until``: its part at that epoch, and its
-    training to go on with (live in this process, frozen in a worker; None
-    after the last iteration)."""
+    training to go on with (live if this is the search's process, frozen
+    otherwise; None after the last iteration)."""
     with RNG_LOCK:
         if isinstance(held, Training):
             training = held
         elif isinstance(held, Frozen):
             training = thaw(held.data)
+            for fold in training.folds:
+                restore(fold, X, y)
         else:  # a task: its first rung
             indices = range(len(splits))
             training = begin(held, X, y, splits, indices, LocalExchange(), settings)
@@ -180,13 +203,15 @@ def _run_rung(held, X, y, splits, settings, until, last, here):
             part = training.part((until,))
             if last:
                 training.finish()
+            elif token not in _SEARCHES_HERE:
+                return part, Frozen(training)
         except BaseException:
             training.release()
             raise
         if last:
             training.release()
             return part, None
-    return part, training if here else Frozen(training)
+    return part, training
 
 
 def _discard(held) -> None:
@@ -239,14 +264,31 @@ class Frozen:
     remove if it is eliminated, without thawing it)."""
 
     def __init__(self, training):
-        self.data = freeze(training)
         self.files = [f.files for f in training.folds if f.files is not None]
+        for fold in training.folds:
+            portable(fold)
+        try:
+            self.data = freeze(training)
+        except Exception as exc:
+            raise UnsupportedEstimatorError(
+                "HalvingHypergradSearchCV with n_jobs > 1 moves a paused training "
+                "between processes by pickling it, and this one cannot be pickled "
+                f"({type(exc).__name__}: {exc}). Use n_jobs=1 (the same results), "
+                "or HypergradSearchCV."
+            ) from exc
+
+
+class _Token:
+    """Identifies one race's process (compared by identity)."""
+
+
+_SEARCHES_HERE: set = set()
 
 
 def freeze(training) -> bytes:
     """A paused :class:`Training` as bytes, to go on elsewhere (:func:`thaw`)."""
     buffer = io.BytesIO()
-    torch.save(training, buffer, pickle_module=_Pickler)
+    torch.save(training, buffer, pickle_module=_Pickler, pickle_protocol=4)
     return buffer.getvalue()
 
 

@@ -8,6 +8,7 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 from scipy.stats import loguniform, randint
 from sklearn.base import clone
 from sklearn.experimental import enable_halving_search_cv  # noqa: F401
@@ -15,6 +16,7 @@ from sklearn.linear_model import SGDClassifier
 from sklearn.model_selection import HalvingGridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from skorch.callbacks import Callback
 
 from skhypergrad import (
     HalvingHypergradSearchCV,
@@ -27,6 +29,7 @@ from skhypergrad import (
     Sampled,
     SampleWeight,
     Tuned,
+    UnsupportedEstimatorError,
 )
 from skhypergrad.model_selection._exchange import LocalExchange
 from skhypergrad.model_selection._outer_loop import RNG_LOCK, begin
@@ -103,9 +106,14 @@ def test_survivors_are_the_best_of_each_iteration(make_classifier, classificatio
         rows = np.flatnonzero(results["iter"] == itr)
         nxt = np.flatnonzero(results["iter"] == itr + 1)
         keep = math.ceil(len(rows) / 3)
-        order = sorted(rows, key=lambda i: -results["mean_test_score"][i])
-        best = {results["params"][i]["module__hidden"] for i in order[:keep]}
-        assert {results["params"][i]["module__hidden"] for i in nxt} == best
+        widths = {results["params"][i]["module__hidden"]: i for i in rows}
+        kept = {results["params"][i]["module__hidden"] for i in nxt}
+        assert len(kept) == keep
+        worst_kept = min(results["mean_test_score"][widths[w]] for w in kept)
+        best_dropped = max(
+            results["mean_test_score"][i] for w, i in widths.items() if w not in kept
+        )
+        assert worst_kept >= best_dropped  # ties broken as scikit-learn does
         assert all(
             results["params"][i]["max_epochs"] == search.n_resources_[itr] for i in rows
         )
@@ -126,6 +134,9 @@ def test_survivors_are_the_best_of_each_iteration(make_classifier, classificatio
         (5, 40, 2, "exhaust", False),
         (8, 100, 2.5, 4, False),
         (1, 12, 3, "exhaust", False),
+        (8, 5, 2.5, 2, False),
+        (10, 7, 1.5, 2, False),
+        (243, 1000, 3, "smallest", False),
     ],
 )
 def test_rungs_are_scikit_learns_but_the_last_trains_to_max_epochs(
@@ -383,3 +394,148 @@ def test_verbose_says_what_is_raced_and_the_bar_reaches_its_end(
     if verbose == 2:
         assert "iter 0: 3 candidates, trained to 3 epochs" in captured.out
         assert "iter 1: 1 candidate, trained to 9 epochs" in captured.out
+
+
+def test_ties_are_broken_as_scikit_learn_breaks_them():
+    from sklearn.model_selection._search_successive_halving import _top_k
+
+    from skhypergrad.model_selection._race import _top
+
+    means = [0.5, 0.7, 0.7, np.nan, 0.5, 0.7, 0.2]
+    scores = [(10 + i, {"out": [{"test_scores": m}]}) for i, m in enumerate(means)]
+    results = {
+        "iter": np.zeros(len(means), dtype=int),
+        "mean_test_score": np.array(means),
+        "params": np.array([{"i": 10 + i} for i in range(len(means))]),
+    }
+    for k in (1, 2, 3, 4):
+        expected = [p["i"] for p in _top_k(results, k, 0)]
+        assert _top(scores, k) == expected
+
+
+class _Unpicklable(RuntimeError):
+    """An exception that cannot be rebuilt from its args."""
+
+    def __init__(self, message, code):
+        super().__init__(message)
+        self.code = code
+
+
+class _FailNarrow(Callback):
+    """Fails the training of the narrowest nets at their second epoch."""
+
+    def on_epoch_begin(self, net, **kwargs):
+        if net.module_.hidden.out_features < 8 and len(net.history) == 2:
+            raise _Unpicklable("narrow", 7)
+
+
+def test_a_split_that_failed_travels_as_its_traceback(
+    make_classifier, classification_data
+):
+    """A failed split's exception may not unpickle in another process: it
+    travels as text, and the rows say the same as under n_jobs=1."""
+    X, y = classification_data
+    net = make_classifier(max_epochs=6, callbacks=[("fail", _FailNarrow())])
+    space = {
+        "module__hidden": [4, 8, 16],
+        "optimizer__weight_decay": Real(1e-5, 1e-1, log=True),
+    }
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        local = _search(net, space, factor=1.5).fit(X, y)
+        remote = _search(net, space, factor=1.5, n_jobs=2).fit(X, y)
+
+    failed = np.isnan(local.cv_results_["mean_test_score"])
+    assert failed.any()
+    np.testing.assert_array_equal(
+        local.cv_results_["mean_test_score"], remote.cv_results_["mean_test_score"]
+    )
+    assert local.cv_results_["params"] == remote.cv_results_["params"]
+    assert not any(
+        p["module__hidden"] == 4
+        for p, i in zip(local.cv_results_["params"], local.cv_results_["iter"])
+        if i > 0
+    )
+
+
+class _WeightNormMLP(torch.nn.Module):
+    def __init__(self, n_in=6, n_out=3, hidden=8):
+        super().__init__()
+        self.hidden = torch.nn.utils.parametrizations.weight_norm(
+            torch.nn.Linear(n_in, hidden)
+        )
+        self.output = torch.nn.Linear(hidden, n_out)
+
+    def forward(self, X):
+        return self.output(torch.relu(self.hidden(X)))
+
+
+def test_a_training_that_cannot_travel_is_a_clear_error(
+    make_classifier, classification_data
+):
+    X, y = classification_data
+    net = make_classifier(max_epochs=4).set_params(module=_WeightNormMLP)
+    space = {
+        "module__hidden": [4, 8],
+        "optimizer__weight_decay": Real(1e-5, 1e-1, log=True),
+    }
+
+    _search(net, space, factor=2).fit(X, y)  # in one process: fine
+    with pytest.raises(UnsupportedEstimatorError, match="Use n_jobs=1"):
+        _search(net, space, factor=2, n_jobs=2).fit(X, y)
+
+
+def test_a_frozen_training_does_not_carry_the_data(make_classifier):
+    """What travels is the nets and the state, not X: it comes back from the
+    rows on the other side."""
+    from sklearn.datasets import make_classification
+
+    from skhypergrad.model_selection._race import Frozen
+
+    X, y = _cast(
+        *make_classification(4000, 64, n_informative=10, n_classes=3, random_state=0)
+    )
+    net = make_classifier(module__n_in=64, max_epochs=2)
+    search = HypergradSearchCV(
+        net, {"optimizer__weight_decay": Real(1e-5, 1e-1, log=True)}, cv=3
+    )
+    settings, tasks, splits = _plan(search, X, y)
+    with RNG_LOCK:
+        training = begin(tasks[0], X, y, splits, [0, 1], LocalExchange(), settings)
+        training.advance(1)
+        frozen = Frozen(training)
+        training.release()
+
+    assert len(frozen.data) < 0.25 * X.nbytes
+
+
+def test_a_scorer_of_several_metrics_is_refused(make_classifier, classification_data):
+    from sklearn.metrics import accuracy_score
+
+    def two(estimator, X, y):
+        accuracy = accuracy_score(y, estimator.predict(X))
+        return {"a": accuracy, "b": accuracy}
+
+    X, y = classification_data
+    with pytest.raises(
+        InvalidParameterError, match="ranks the candidates by one metric"
+    ):
+        _search(
+            make_classifier(), {"module__hidden": [4, 8]}, scoring=two, factor=2
+        ).fit(X, y)
+
+
+def test_more_candidates_than_the_grid_runs_the_grid(
+    make_classifier, classification_data
+):
+    X, y = classification_data
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no ParameterSampler warning about n_iter
+        search = _search(
+            make_classifier(max_epochs=4),
+            {"module__hidden": [4, 8]},
+            n_candidates=5,
+            factor=2,
+        ).fit(X, y)
+    assert search.n_candidates_ == [2, 1]
