@@ -205,3 +205,35 @@ def test_killed_worker_of_a_spread_candidate_fails_clearly_and_leaves_nothing(
             while any(client.processing().values()) and time.time() < deadline:
                 time.sleep(0.2)
             assert not any(client.processing().values())
+
+
+@pytest.mark.slow
+def test_halving_search_on_dask_cluster_matches_local_run(
+    classification_data, make_classifier
+):
+    """The racers' paused trainings travel to and from the cluster's workers."""
+    from distributed import Client, LocalCluster, get_task_stream
+    from scipy.stats import loguniform
+
+    from skhypergrad import HalvingHypergradSearchCV
+
+    X, y = classification_data
+    space = {
+        "module__hidden": [4, 8, 16],
+        "optimizer__weight_decay": loguniform(1e-5, 1e-1),
+    }
+    search = HalvingHypergradSearchCV(
+        make_classifier(max_epochs=9), space, cv=2, n_jobs=2, random_state=0
+    )
+    local = HalvingHypergradSearchCV(**search.get_params(deep=False)).fit(X, y)
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True) as cluster:
+        with Client(cluster) as client:
+            workers = client.run(lambda: __import__("torch").set_num_threads(1))
+            with get_task_stream(client) as tasks, joblib.parallel_backend("dask"):
+                remote = HalvingHypergradSearchCV(**search.get_params(deep=False))
+                remote.fit(X, y)
+    assert {task["worker"] for task in tasks.data} == set(workers)
+
+    assert_same_search(remote, local, X)
+    assert list(remote.cv_results_["iter"]) == list(local.cv_results_["iter"])
