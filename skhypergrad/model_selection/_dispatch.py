@@ -10,6 +10,8 @@ hyper-step (``run_split``). A worker lost on the way is reported as
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import itertools
 import re
 import time
 
@@ -48,9 +50,9 @@ def _run_by_candidate(tasks, X, y, splits, settings, progress, n_jobs, pre_dispa
         delayed(_Timed(run_candidate))(t, X, y, splits, settings, on_epoch=c)
         for t, c in zip(tasks, callbacks)
     )
-    parallel = make_parallel(n_jobs=n_jobs, pre_dispatch=pre_dispatch)
     results, clock = [], _Clock()
-    for task, callback, timed in zip(tasks, callbacks, parallel(jobs)):
+    done = run_jobs(jobs, n_jobs=n_jobs, pre_dispatch=pre_dispatch)
+    for task, callback, timed in zip(tasks, callbacks, done):
         result = clock.add(timed)
         progress.task_done(task, getattr(callback, "counted", 0), result)
         results.append(result)
@@ -72,8 +74,10 @@ def _run_by_split(tasks, X, y, splits, settings, progress, n_jobs):
     # A candidate's splits wait for each other: one job per worker call,
     # dispatched in order (a pre_dispatch below the number of splits
     # would leave a split waiting for a sibling never sent).
-    parallel = make_parallel(n_jobs=n_jobs, pre_dispatch="all", batch_size=1)
-    parts, clock = iter(parallel(jobs)), _Clock()
+    parts = run_jobs(
+        jobs, together=True, n_jobs=n_jobs, pre_dispatch="all", batch_size=1
+    )
+    clock = _Clock()
     results = []
     try:
         for task in tasks:
@@ -122,13 +126,72 @@ class _Clock:
         return max(0.0, min(self.starts) - self.dispatched), sum(self.durations)
 
 
+# The workers of the fit in progress, where the backend starts new ones for
+# every Parallel call (one_pool).
+_POOL: contextvars.ContextVar = contextvars.ContextVar("skhypergrad_pool", default=None)
+
+# Backends that start a pool of worker processes for every Parallel call
+# (loky reuses its executor; Dask's workers are the cluster's).
+_POOL_PER_CALL = {"RayBackend", "MultiprocessingBackend"}
+
+
+@contextlib.contextmanager
+def one_pool(n_jobs):
+    """Run every ``Parallel`` call of a fit in one set of workers.
+
+    Ray's joblib backend (and the multiprocessing one) start new worker
+    processes for every ``Parallel`` call, each importing torch again; a fit
+    makes several calls (the tuning, the constant trainings, an iteration of
+    a race each). Within this context they share one managed ``Parallel``.
+    """
+    from joblib.parallel import get_active_backend
+
+    backend, _ = get_active_backend()
+    if type(backend).__name__ not in _POOL_PER_CALL or effective_n_jobs(n_jobs) == 1:
+        yield
+        return
+    # One job per training, all handed out at once (a candidate's splits
+    # must be able to meet, as _run_by_split asks).
+    with Parallel(
+        n_jobs=n_jobs, return_as="list", pre_dispatch="all", batch_size=1
+    ) as parallel:
+        token = _POOL.set(parallel)
+        try:
+            yield
+        finally:
+            _POOL.reset(token)
+
+
+def run_jobs(jobs, *, together=False, **kwargs):
+    """Run joblib jobs; their results, in order, as they come.
+
+    Within :func:`one_pool` (a backend that hands back one list per call),
+    the jobs go to the fit's pool in groups of one per worker, so that the
+    progress bar moves as each group finishes rather than once at the end;
+    ``together=True`` (jobs that must all run at once, such as a candidate's
+    splits exchanging hypergradients) sends them in one call.
+    """
+    shared = _POOL.get()
+    if shared is None or together:
+        yield from make_parallel(**kwargs)(jobs)
+        return
+    jobs = iter(jobs)
+    size = max(1, effective_n_jobs(kwargs.get("n_jobs")))
+    while group := list(itertools.islice(jobs, size)):
+        yield from shared(group)
+
+
 def make_parallel(**kwargs) -> Parallel:
     """joblib's ``Parallel``, handing results back as they come where the
     active backend can (loky, threads, Dask) and as one list where it cannot
     (Ray's and the multiprocessing backend): the results are the same, only
-    the progress bar then moves when the list is complete."""
+    the progress bar then moves when the list is complete. Within
+    :func:`one_pool`, the fit's one set of workers."""
     from joblib.parallel import get_active_backend
 
+    shared = _POOL.get()
+    if shared is not None:
+        return shared
     backend, _ = get_active_backend()
     streams = getattr(backend, "supports_return_generator", False)
     return Parallel(return_as="generator" if streams else "list", **kwargs)
@@ -239,4 +302,4 @@ def _is_worker_failure(exc) -> bool:
     return any(cls.__name__ in _WORKER_FAILURES for cls in type(exc).__mro__)
 
 
-__all__ = ["lost_workers", "make_parallel", "run_tasks"]
+__all__ = ["lost_workers", "make_parallel", "one_pool", "run_jobs", "run_tasks"]

@@ -30,7 +30,7 @@ except ImportError:  # pragma: no cover
 from .._callback_base import SearchCallback
 from ..exceptions import UnsupportedEstimatorError
 from ..utils._validation import InvalidParameterError
-from ._dispatch import _refuse_threads, lost_workers, make_parallel
+from ._dispatch import _refuse_threads, lost_workers, run_jobs
 from ._exchange import LocalExchange
 from ._fold import portable, restore
 from ._outer_loop import RNG_LOCK, Training, assemble, begin
@@ -137,8 +137,8 @@ def race(tasks, X, y, splits, settings, rungs, progress, *, n_jobs, pre_dispatch
             ]
             scores = []
             with lost_workers():
-                parallel = make_parallel(n_jobs=n_jobs, pre_dispatch=pre_dispatch)
-                for i, (part, training) in zip(live, parallel(jobs)):
+                results = run_jobs(jobs, n_jobs=n_jobs, pre_dispatch=pre_dispatch)
+                for i, (part, training) in zip(live, results):
                     held[i] = training
                     task = dataclasses.replace(tasks[i], epochs=(until,))
                     (row,) = assemble(task, [part], settings)

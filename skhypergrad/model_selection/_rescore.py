@@ -33,7 +33,7 @@ import math
 import numpy as np
 from joblib import delayed, hash
 
-from ._dispatch import make_parallel
+from ._dispatch import run_jobs
 from ._exchange import LocalExchange
 from ._outer_loop import assemble, run_splits
 from ._results import at_bounds
@@ -151,8 +151,7 @@ def _run_constants(
         for c in constants
         for k in range(len(splits))
     )
-    parallel = make_parallel(n_jobs=n_jobs, pre_dispatch=pre_dispatch)
-    parts = iter(parallel(jobs))
+    parts = run_jobs(jobs, n_jobs=n_jobs, pre_dispatch=pre_dispatch)
     scored = {}
     for c in constants:
         scored[id(c)] = dict(

@@ -30,7 +30,7 @@ from ..utils._validation import (
     validate_params,
 )
 from ._boundary import DataBoundaryMixin, net_fit_params
-from ._dispatch import lost_workers, run_tasks
+from ._dispatch import lost_workers, one_pool, run_tasks
 from ._hyper_options import HYPER_CONSTRAINTS, HyperOptionsMixin
 from ._outer_loop import Settings
 from ._progress import SearchProgress
@@ -411,7 +411,10 @@ default=torch.optim.Adam
         # What _run_search draws from, for this fit only.
         self._space = (subspaces, sample_seed)
         try:
-            self._run_search(lambda c: evaluate_candidates(as_candidates(c, subspaces)))
+            with one_pool(self.n_jobs):
+                self._run_search(
+                    lambda c: evaluate_candidates(as_candidates(c, subspaces))
+                )
         finally:
             del self._space
         out = [o for r in rows for o in r["out"]]

@@ -1,4 +1,4 @@
-"""What the search tells about its worker processes (``verbose >= 1``)."""
+"""What the search tells about its worker processes and its progress (``verbose >= 1``)."""
 
 import pytest
 
@@ -25,3 +25,27 @@ def test_worker_start_up_that_did_not_pay_is_reported(
     if said:
         assert "waited 3.0 s" in text
         assert "jobs ran 4.0 s" in text
+
+
+def test_within_one_pool_jobs_go_in_groups_of_one_per_worker():
+    """Under a backend that hands back one list per call (Ray), the fit's
+    pool gets the jobs a group at a time, so results (and the bar) come as
+    each group finishes, in order."""
+    from skhypergrad.model_selection import _dispatch
+
+    calls = []
+
+    def pool(group):
+        calls.append(len(group))
+        return [job() for job in group]
+
+    jobs = [lambda i=i: i * i for i in range(5)]
+    token = _dispatch._POOL.set(pool)
+    try:
+        results = _dispatch.run_jobs(jobs, n_jobs=2)
+        assert next(results) == 0
+        assert calls == [2]  # the first group only, so far
+        assert list(results) == [1, 4, 9, 16]
+    finally:
+        _dispatch._POOL.reset(token)
+    assert calls == [2, 2, 1]

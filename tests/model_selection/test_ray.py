@@ -74,9 +74,10 @@ def test_mixed_search_under_ray_matches_local_run(
         remote = HypergradSearchCV(**{**search.get_params(deep=False), "verbose": 1})
         remote.fit(X, y)
     # The candidates trained in Ray's worker processes (only the refit in
-    # this one).
+    # this one), the tuning and the constant trainings in one pool of two:
+    # Ray starts new workers for every Parallel call, and the fit makes one.
     pids = {int(p.read_text()) for p in tmp_path.glob("*.pid")}
-    assert len(pids - {os.getpid()}) >= 2
+    assert len(pids - {os.getpid()}) == 2
 
     assert_same_search(remote, local, X)
 
@@ -116,3 +117,33 @@ def test_one_candidate_spreads_its_splits_over_ray_workers(
     np.testing.assert_array_equal(
         remote.cv_results_["mean_test_score"], local.cv_results_["mean_test_score"]
     )
+
+
+@pytest.mark.slow
+def test_halving_search_under_ray_matches_local_run(
+    ray_instance, classification_data, make_classifier, tmp_path
+):
+    """The racers' paused trainings travel to Ray's workers and back; every
+    iteration runs in the same pool."""
+    from scipy.stats import loguniform
+
+    from skhypergrad import HalvingHypergradSearchCV
+
+    X, y = classification_data
+    space = {
+        "module__hidden": [4, 8, 16],
+        "optimizer__weight_decay": loguniform(1e-5, 1e-1),
+    }
+    net = make_classifier(max_epochs=9, callbacks=[WritePid(str(tmp_path))])
+    search = HalvingHypergradSearchCV(net, space, cv=2, n_jobs=2, random_state=0)
+    local = HalvingHypergradSearchCV(**search.get_params(deep=False)).fit(X, y)
+    for pid in tmp_path.glob("*.pid"):
+        pid.unlink()
+
+    with joblib.parallel_config(backend="ray"):
+        remote = HalvingHypergradSearchCV(**search.get_params(deep=False)).fit(X, y)
+
+    pids = {int(p.read_text()) for p in tmp_path.glob("*.pid")}
+    assert len(pids - {os.getpid()}) == 2
+    assert_same_search(remote, local, X)
+    assert list(remote.cv_results_["iter"]) == list(local.cv_results_["iter"])
