@@ -150,3 +150,29 @@ def save(name, payload):
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(payload, indent=2, default=float))
     return path
+
+
+def run_over_seeds(doc, run, report, name, datasets):
+    """The command line of a benchmark run per dataset and seed.
+
+    ``--datasets`` (default ``datasets``), ``--seeds``, ``--first-seed`` and
+    ``--threads``; ``run(dataset, seed)`` returns rows, ``report(rows)``
+    prints the table, and the rows are saved as
+    ``results/<name>_seeds<first seed>.json``.
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=3)
+    parser.add_argument("--datasets", nargs="+", default=list(datasets))
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    warm_up()
+    rows = []
+    for dataset in args.datasets:
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
+            rows.extend(run(dataset, seed))
+    report(rows)
+    print(save(f"{name}_seeds{args.first_seed}", {"rows": rows}))

@@ -19,13 +19,11 @@ two. Run alone (one benchmark at a time on a shared machine):
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import warnings
 
 import numpy as np
-import torch
-from _common import save, timed, warm_up
+from _common import run_over_seeds, timed
 from bench_search import DATASETS, evaluate, load, make_pipeline
 from scipy.stats import loguniform
 
@@ -125,24 +123,13 @@ def _mean_se(values):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--first-seed", type=int, default=3)
-    parser.add_argument(
-        "--datasets",
-        nargs="+",
-        default=["digits_noise20", "digits300_noise20", "breast_cancer", "diabetes"],
+    run_over_seeds(
+        __doc__,
+        run,
+        report,
+        "halving",
+        ["digits_noise20", "digits300_noise20", "breast_cancer", "diabetes"],
     )
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    warm_up()
-    rows = []
-    for name in args.datasets:
-        for seed in range(args.first_seed, args.first_seed + args.seeds):
-            rows.extend(run(name, seed))
-    report(rows)
-    print(save(f"halving_seeds{args.first_seed}", {"rows": rows}))
 
 
 if __name__ == "__main__":

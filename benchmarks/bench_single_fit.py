@@ -20,13 +20,12 @@ and time as a ratio to the untuned net's (median). Run alone:
 
 from __future__ import annotations
 
-import argparse
 import math
 import warnings
 
 import numpy as np
 import torch
-from _common import save, summarise, timed, warm_up
+from _common import run_over_seeds, summarise, timed
 from bench_search import DATASETS, evaluate, load, make_pipeline
 from scipy.stats import loguniform, uniform
 
@@ -107,20 +106,7 @@ def report(rows):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--first-seed", type=int, default=3)
-    parser.add_argument("--datasets", nargs="+", default=list(DATASETS))
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    warm_up()
-    rows = []
-    for name in args.datasets:
-        for seed in range(args.first_seed, args.first_seed + args.seeds):
-            rows.extend(run(name, seed))
-    report(rows)
-    print(save(f"single_fit_seeds{args.first_seed}", {"rows": rows}))
+    run_over_seeds(__doc__, run, report, "single_fit", DATASETS)
 
 
 if __name__ == "__main__":

@@ -9,18 +9,26 @@ from ._format import format_distribution
 
 class _Vector:
     granularity = "scalar"
+    # Arguments besides the distribution (shown, compared and hashed).
+    _extra: tuple = ()
 
     def __init__(self, distribution):
         self.distribution = distribution
 
     def __repr__(self):
-        return f"{type(self).__name__}({format_distribution(self.distribution)})"
+        extra = "".join(f", {k}={getattr(self, k)!r}" for k in self._extra)
+        return f"{type(self).__name__}({format_distribution(self.distribution)}{extra})"
 
     def __eq__(self, other):
-        return type(self) is type(other) and self.distribution == other.distribution
+        return (
+            type(self) is type(other)
+            and self.distribution == other.distribution
+            and all(getattr(self, k) == getattr(other, k) for k in self._extra)
+        )
 
     def __hash__(self):
-        return hash((type(self).__name__, repr(self.distribution)))
+        extra = tuple(getattr(self, k) for k in self._extra)
+        return hash((type(self).__name__, repr(self.distribution), *extra))
 
 
 class PerLayer(_Vector):
@@ -82,19 +90,11 @@ class PerClass(_Vector):
 
     granularity = "class"
 
+    _extra = ("n_classes",)
+
     def __init__(self, distribution, n_classes=None):
         super().__init__(distribution)
         self.n_classes = n_classes
-
-    def __repr__(self):
-        shown = format_distribution(self.distribution)
-        return f"PerClass({shown}, n_classes={self.n_classes!r})"
-
-    def __eq__(self, other):
-        return super().__eq__(other) and self.n_classes == other.n_classes
-
-    def __hash__(self):
-        return hash((super().__hash__(), self.n_classes))
 
 
 class PerFeature(_Vector):
@@ -117,19 +117,11 @@ class PerFeature(_Vector):
 
     granularity = "feature"
 
+    _extra = ("n_features",)
+
     def __init__(self, distribution, n_features=None):
         super().__init__(distribution)
         self.n_features = n_features
-
-    def __repr__(self):
-        shown = format_distribution(self.distribution)
-        return f"PerFeature({shown}, n_features={self.n_features!r})"
-
-    def __eq__(self, other):
-        return super().__eq__(other) and self.n_features == other.n_features
-
-    def __hash__(self):
-        return hash((super().__hash__(), self.n_features))
 
 
 class PerSample(_Vector):

@@ -172,8 +172,11 @@ def run_jobs(jobs, *, together=False, **kwargs):
     splits exchanging hypergradients) sends them in one call.
     """
     shared = _POOL.get()
-    if shared is None or together:
+    if shared is None:
         yield from make_parallel(**kwargs)(jobs)
+        return
+    if together:  # the pool hands out every job at once (one_pool)
+        yield from shared(jobs)
         return
     jobs = iter(jobs)
     size = max(1, effective_n_jobs(kwargs.get("n_jobs")))
@@ -185,13 +188,9 @@ def make_parallel(**kwargs) -> Parallel:
     """joblib's ``Parallel``, handing results back as they come where the
     active backend can (loky, threads, Dask) and as one list where it cannot
     (Ray's and the multiprocessing backend): the results are the same, only
-    the progress bar then moves when the list is complete. Within
-    :func:`one_pool`, the fit's one set of workers."""
+    the progress bar then moves when the list is complete."""
     from joblib.parallel import get_active_backend
 
-    shared = _POOL.get()
-    if shared is not None:
-        return shared
     backend, _ = get_active_backend()
     streams = getattr(backend, "supports_return_generator", False)
     return Parallel(return_as="generator" if streams else "list", **kwargs)

@@ -112,7 +112,7 @@ def race(tasks, X, y, splits, settings, rungs, progress, *, n_jobs, pre_dispatch
     _refuse_threads(n_jobs)
     # A job that runs in this process keeps its training as it is; one that
     # runs elsewhere (it does not find the token) sends it back frozen.
-    token = object.__new__(_Token)
+    token = object()
     _SEARCHES_HERE.add(token)
     live = list(range(len(tasks)))
     held = [None] * len(tasks)  # a live Training (here) or a Frozen one
@@ -201,17 +201,15 @@ def _run_rung(held, X, y, splits, settings, until, last, token):
         try:
             training.advance(until)
             part = training.part((until,))
-            if last:
-                training.finish()
-            elif token not in _SEARCHES_HERE:
-                return part, Frozen(training)
+            if not last:
+                here = token in _SEARCHES_HERE
+                return part, training if here else Frozen(training)
+            training.finish()
         except BaseException:
             training.release()
             raise
-        if last:
-            training.release()
-            return part, None
-    return part, training
+    training.release()
+    return part, None
 
 
 def _discard(held) -> None:
@@ -278,10 +276,8 @@ class Frozen:
             ) from exc
 
 
-class _Token:
-    """Identifies one race's process (compared by identity)."""
-
-
+# The tokens of the races of this process (objects compared by identity: a
+# copy unpickled in a worker is not one of them).
 _SEARCHES_HERE: set = set()
 
 
