@@ -8,12 +8,20 @@ the explicit state of one run (:class:`OuterState`), and
 skorch, the splits or the hyperparameter families: it moves tensors whose
 ``.grad`` the caller has set, so it is tested on a quadratic.
 
-The guard follows HOAG's step-size rule (Pedregosa, 2016): the caller measures
-the validation loss at the current values before each step. When it has risen
-since the previous step by more than ``tol`` (relative), that step is undone,
-no new one is taken, and every later step is ``shrink`` times shorter.
-:class:`TailAverage` averages the accepted values over the last steps (the
-values a run reports).
+The guard follows HOAG's step-size rule (Pedregosa, 2016), on measurements
+that differ only by the step they judge: the caller measures the validation
+loss at the current values before each step. The weights train between two
+measurements, so a net that overfits sees its loss rise at any fixed values:
+a step is rejected (undone, and later steps ``shrink`` times shorter) only
+when the loss rose after it by more than ``tol`` (relative) *beyond the trend*
+of the measurements before it, and the reference is always the latest
+measurement (never one kept from a state the weights have left). A drift that
+no single step shows, values running one way over ``window`` steps while the
+loss climbs from its lowest point in that window by more than ``tol``, is
+caught over the window: the values go back to where that lowest loss was
+measured. Accepted steps give back a rejection's shrink, so no sequence of
+rejections can freeze the run. :class:`TailAverage` averages the accepted
+values over the last steps (the values a run reports).
 """
 
 from __future__ import annotations
@@ -54,18 +62,14 @@ class OuterState:
         Raw bounds of each tensor.
     optimizer : torch.optim.Optimizer
     scheduler : torch.optim.lr_scheduler.LRScheduler or None
-    best : list of torch.Tensor
-        The values at the lowest validation loss measured so far (the start
-        values until a loss is measured).
-    best_loss : float
-        That loss (``inf`` before the first measurement).
-    best_step : int or None
-        Index of the hyper-step that measured it.
-    last_loss : float or None
-        The loss the next one is compared with: the last one measured, unless
-        it rejected a step.
+    trail : list of (float, list of torch.Tensor, float)
+        The last measurements since the window last restarted: the loss, the
+        values it was measured at, and the distance (raw units) the values
+        travelled from the previous measurement's values. The last entry is
+        the reference of the next step.
     scale : float
-        Product of the shrinks so far: the schedule's rate times it is used.
+        The step-size factor left by rejections (1 when none is pending): the
+        schedule's rate times it is used.
     n_steps : int
         Hyper-steps taken so far (accepted, rejected or skipped).
     """
@@ -74,10 +78,7 @@ class OuterState:
     bounds: list
     optimizer: torch.optim.Optimizer
     scheduler: object = None
-    best: list = field(default_factory=list)
-    best_loss: float = math.inf
-    best_step: int | None = None
-    last_loss: float | None = None
+    trail: list = field(default_factory=list, repr=False)
     scale: float = 1.0
     n_steps: int = 0
     _before: list = field(default_factory=list, repr=False)
@@ -154,13 +155,22 @@ class OuterOptimizer(Options):
         raw values are averaged into the reported values (steadier than the
         last value).
     tol : float or None, default=0.05
-        Relative rise of the measured validation loss from one hyper-step to
-        the next that rejects the step between them; None never rejects.
-        Losses measured epochs apart also differ because the weights trained
-        on (a net that overfits sees its validation loss rise at any fixed
-        values), so the tolerance catches a step that harms, not a trend.
+        Relative rise of the measured validation loss, beyond the trend of
+        the measurements before it, that rejects the step it followed; and
+        the relative climb over a ``window`` of steps that returns a drift to
+        its lowest point. Losses measured epochs apart also differ because the
+        weights trained on (a net that overfits sees its validation loss rise
+        at any fixed values), so a step is judged against that trend, not
+        against an older measurement. None never rejects.
     shrink : float, default=0.5
-        Factor applied to the step size at each rejection.
+        Factor applied to the step size at each rejection; every accepted
+        step multiplies it back by ``shrink ** -0.5`` (up to 1).
+    window : int, default=5
+        Steps over which a drift is caught: values that travelled mostly one
+        way (their net move at least three quarters of the distance they
+        travelled, and at least ``0.5`` in raw units, a factor 1.65 for a
+        log-scaled value) while the loss climbed by more than ``tol`` from
+        the lowest point of the window go back to that point.
 
     See Also
     --------
@@ -178,7 +188,7 @@ class OuterOptimizer(Options):
     ...     loss = float((theta - 2) ** 2)
     ...     theta.grad = 2 * (theta.detach() - 2)
     ...     record = outer.update(state, loss)
-    >>> round(float(state.best[0]), 2), record["status"]
+    >>> round(float(theta), 2), record["status"]
     (1.98, 'accepted')
     >>> OuterOptimizer(warmup=2, interval=3).due_epochs(12)
     [2, 5, 8, 11]
@@ -198,6 +208,7 @@ class OuterOptimizer(Options):
         average_last: float = 0.25,
         tol: float | None = 0.05,
         shrink: float = 0.5,
+        window: int = 5,
     ):
         self.optimizer = optimizer
         self.lr = lr
@@ -210,6 +221,7 @@ class OuterOptimizer(Options):
         self.average_last = average_last
         self.tol = tol
         self.shrink = shrink
+        self.window = window
 
     def due_epochs(self, max_epochs: int) -> list[int]:
         """Epochs after which a hyper-step is taken, for ``max_epochs`` epochs.
@@ -261,7 +273,6 @@ class OuterOptimizer(Options):
             bounds=list(bounds),
             optimizer=optimizer,
             scheduler=scheduler,
-            best=_copy(tensors),
         )
 
     def _optimizer_kwargs(self) -> dict:
@@ -288,6 +299,7 @@ class OuterOptimizer(Options):
             check_non_negative(self, "tol")
         if not (is_positive(self.shrink) and self.shrink <= 1):
             raise invalid(self, "shrink", "a number in (0, 1]")
+        check_int(self, "window", low=2)
 
     def _check_classes(self) -> None:
         """The optimiser and the schedule can be built with their arguments."""
@@ -350,6 +362,8 @@ class OuterOptimizer(Options):
             bound and was projected).
         """
         rejected = self._judge(state, loss)
+        # Only the step just before this measurement can be undone by the next.
+        state._before = []
         lr = state.optimizer.param_groups[0]["lr"] * state.scale
         record = {"status": "accepted", "reason": None, "hyper_lr": lr}
         record.update(finite=True, at_bound=[False] * len(state.tensors))
@@ -359,6 +373,9 @@ class OuterOptimizer(Options):
             record.update(status="skipped", reason=skip)
         else:
             self._step(state, record)
+            # An accepted step gives back half a rejection's shrink (in log
+            # terms): no run of rejections can freeze the values for good.
+            state.scale = min(1.0, state.scale / math.sqrt(self.shrink))
         state.optimizer.zero_grad(set_to_none=True)
         state.n_steps += 1
         if state.scheduler is not None:
@@ -381,31 +398,65 @@ class OuterOptimizer(Options):
                 t.copy_(b)
 
     def _judge(self, state, loss) -> str | None:
-        """Track the losses; the reason to reject the last step, if the loss
-        rose after it."""
+        """Record the measurement; the reason to take back the values, if the
+        last step (or a drift over the window) raised the loss."""
         if not math.isfinite(loss):
             return None
-        if loss <= state.best_loss:
-            state.best_loss, state.best_step = float(loss), state.n_steps
-            state.best = _copy(state.tensors)
-        previous, state.last_loss = state.last_loss, float(loss)
-        if (
-            self.tol is None
-            or previous is None
-            or not state._before
-            or loss <= previous + self.tol * abs(previous)
-        ):
+        trail = state.trail
+        moved = _distance(state.tensors, trail[-1][1]) if trail else 0.0
+        trail.append((float(loss), _copy(state.tensors), moved))
+        if self.tol is None or len(trail) < 2:
             return None
-        # The values go back to where the previous loss was measured, which
-        # stays the reference for the next step.
-        state.last_loss = previous
-        self.undo(state)
+        reason = self._step_rise(state) or self._drift(state)
+        if reason is None:
+            del trail[: -(self.window + 1)]
+            return None
         state.scale *= self.shrink
+        return reason
+
+    def _step_rise(self, state) -> str | None:
+        """Undo the last step if the loss rose after it beyond the trend."""
+        losses = [loss for loss, _, _ in state.trail]
+        previous, loss = losses[-2], losses[-1]
+        # The trend: the median rise of up to three earlier intervals (a
+        # fall counts as none, so a step is never blamed for a trend's end).
+        before = losses[:-1]
+        rises = sorted([b - a for a, b in zip(before, before[1:])][-3:])
+        trend = max(0.0, rises[len(rises) // 2]) if rises else 0.0
+        if not state._before or loss - previous - trend <= self.tol * abs(previous):
+            return None
+        self.undo(state)
+        state.trail[-1] = (loss, _copy(state.tensors), 0.0)
         return (
             f"the validation loss rose from {previous:.4g} to {loss:.4g} after the "
-            f"last step, by more than tol={self.tol:g}: the values went back to "
-            f"where {previous:.4g} was measured and later steps are "
-            f"{self.shrink:g} times shorter"
+            f"last step, by more than tol={self.tol:g} beyond the trend of the "
+            f"steps before ({trend:+.3g}): the step was undone and later steps are "
+            "shorter"
+        )
+
+    def _drift(self, state) -> str | None:
+        """Return to the window's lowest point if, since it, the values ran
+        one way while the loss climbed by more than ``tol``."""
+        trail = state.trail[-(self.window + 1) :]
+        low = min(range(len(trail)), key=lambda i: trail[i][0])
+        best, loss = trail[low][0], trail[-1][0]
+        if len(trail) - 1 - low < 3 or loss <= best + self.tol * abs(best):
+            return None
+        travelled = sum(moved for _, _, moved in trail[low + 1 :])
+        net = _distance(trail[-1][1], trail[low][1])
+        if net < 0.5 or net < 0.75 * travelled:
+            return None
+        with torch.no_grad():
+            for t, b in zip(state.tensors, trail[low][1]):
+                t.copy_(b)
+        state._before = []
+        # The window starts again from the values put back.
+        state.trail = [(loss, _copy(state.tensors), 0.0)]
+        return (
+            f"drift: over the last {len(trail) - 1 - low} steps the values moved "
+            f"one way while the validation loss climbed from {best:.4g} to "
+            f"{loss:.4g}, by more than tol={self.tol:g}: the values went back to "
+            f"where {best:.4g} was measured and later steps are shorter"
         )
 
     def _step(self, state, record) -> None:
@@ -428,3 +479,9 @@ class OuterOptimizer(Options):
 
 def _copy(tensors) -> list:
     return [t.detach().clone() for t in tensors]
+
+
+def _distance(tensors, others) -> float:
+    """Euclidean distance between two lists of raw values."""
+    square = sum(float(((a.detach() - b) ** 2).sum()) for a, b in zip(tensors, others))
+    return math.sqrt(square)

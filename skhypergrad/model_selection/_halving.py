@@ -16,9 +16,9 @@ from ..exceptions import InvalidHyperparameterError
 from ..hypergrad._options import is_count
 from ..net import split_estimator
 from ..utils._validation import Interval, StrOptions
+from ._decision import decide
 from ._dispatch import lost_workers
 from ._race import plan_rungs, race
-from ._rescore import rescore
 from ._search import HypergradSearchCV
 from ._space import make_candidates
 
@@ -281,16 +281,18 @@ n_features_in_, feature_names_in_
         epochs = tuple(sorted(set(rungs.n_resources)))
         name = tasks[0].prefix + "max_epochs"
         tasks = [dataclasses.replace(t, epochs=epochs, epochs_name=name) for t in tasks]
-        progress.start_race(tasks, len(splits), rungs, self.rescore)
+        rule = self._decision_rule()
+        progress.start_race(tasks, len(splits), rungs, rule is not None)
         jobs = {"n_jobs": self.n_jobs, "pre_dispatch": self.pre_dispatch}
         tuning = dataclasses.replace(settings, keep_estimators=False)
         rows, finalists, n_candidates = race(
             tasks, X, y, splits, tuning, rungs, progress, **jobs
         )
-        if self.rescore:
+        if rule is not None:
             # In place: the finalists' rows are those of the last iteration.
             with lost_workers():
-                rescore(
+                decide(
+                    rule,
                     [t for t, _ in finalists],
                     [[r] for _, r in finalists],
                     X,

@@ -16,6 +16,7 @@ from ..utils._validation import (
     InvalidParameterError,
     StrOptions,
 )
+from ._decision import DecisionRule, ScoreConstants
 
 OPTIMIZER_PREFIX = "hyper_optimizer__"
 # OuterOptimizer's own options; other hyper_optimizer__<name> arguments belong
@@ -41,7 +42,7 @@ HYPER_CONSTRAINTS = {
     "random_state": ["random_state"],
     "solver": [StrOptions(set(SOLVERS)), callable],
     "hyper_optimizer": [type, OuterOptimizer],
-    "rescore": ["boolean"],
+    "rescore": ["boolean", DecisionRule],
     "unroll_steps": [Interval(numbers.Integral, 1, None, closed="left")],
     "cast_inputs": ["boolean"],
 }
@@ -65,6 +66,14 @@ class HyperOptionsMixin:
         for key in kwargs:
             if _is_optimizer_key(key):
                 setattr(self, key, kwargs[key])
+
+    def _decision_rule(self) -> DecisionRule | None:
+        """The rule that chooses the reported values (None: the tuning
+        trainings' own scores are reported, ``rescore=False``)."""
+        if isinstance(self.rescore, DecisionRule):
+            self.rescore._validate_options()
+            return self.rescore
+        return ScoreConstants() if self.rescore else None
 
     def get_params(self, deep=True):
         """Get parameters, ``hyper_optimizer__<name>`` arguments included.

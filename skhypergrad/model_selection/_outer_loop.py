@@ -56,6 +56,8 @@ class Settings:
     cast_inputs: bool
     keep_estimators: bool = False
     unroll_steps: int = 1
+    # The scorer key the decision rule compares ("score" for one metric).
+    metric: str = "score"
 
 
 def run_candidate(task, X, y, splits, settings, on_epoch=None):

@@ -49,23 +49,65 @@ def at_bounds(row) -> list:
     return found
 
 
+def path_bounds(row) -> dict:
+    """The tuned entries that reached a bound anywhere along the row's path:
+    ``{name: (entry, "lower" or "upper", bound, epochs)}``."""
+    found = {}
+    for entry in row.get("entries", ()):
+        hits = [r for r in row["path"] if entry.name in r["at_bound"]]
+        if not hits:
+            continue
+        raw = float(np.mean(entry.real.to_raw(hits[-1]["values"][entry.name])))
+        low, high = entry.real.raw_bounds()
+        side = "lower" if raw - low < high - raw else "upper"
+        bound = entry.real.low if side == "lower" else entry.real.high
+        found[entry.name] = (entry, side, bound, [r["epoch"] for r in hits])
+    return found
+
+
+def _epochs_text(epochs) -> str:
+    if len(epochs) == 1:
+        return f"epoch {epochs[0]}"
+    return f"epochs {epochs[0]}-{epochs[-1]}"
+
+
 def warn_at_bounds(row) -> None:
-    """Warn for each tuned entry of the reported row at a bound of its range."""
-    kept = row.get("tuned_values_kept", True)
-    for entry, name, bound, hit in at_bounds(row):
-        share = "" if hit.size == 1 else f"{hit.mean():.0%} of the values of "
-        instead = (
-            ""
-            if kept
-            else " The starting values are reported instead: trained as "
-            "constants, they reached a lower validation loss."
+    """Warn for each tuned entry of the reported row that reached a bound of
+    its range, at its tuned value or anywhere along the path, with advice
+    that fits what the score said of the tuned values."""
+    reported = row.get("reported", "tuned")
+    scores = row.get("proposal_scores", {})
+    at_value = {e.name: (e, side, bound) for e, side, bound, _ in at_bounds(row)}
+    along = path_bounds(row)
+    names = [e.name for e in row.get("entries", ())]
+    for name in [n for n in names if n in at_value or n in along]:
+        entry, side, bound = at_value.get(name) or along[name][:3]
+        where = (
+            f"the tuned value {name} = {bound:g}"
+            if name in at_value
+            else f"along the path ({_epochs_text(along[name][3])}); the reported "
+            "tuned value, averaged over the last hyper-steps, sits just inside"
         )
+        if reported == "tuned":
+            advice = (
+                "Trained as constants, the tuned values scored best of the values "
+                "compared, so the best value may lie outside the range: widen it "
+                f"past {bound:g} and search again."
+            )
+        else:
+            shown = ", ".join(f"{k} {v:.4g}" for k, v in scores.items())
+            advice = (
+                f"But trained as constants the values compared scored {shown}, and "
+                f"the {reported} values are reported: the score contradicts the "
+                "run-up, so widening the range would not help. The hypergradient "
+                "follows the validation loss, which can pull a regulariser to an "
+                "extreme once the net overfits; a smaller hyper_optimizer__lr, a "
+                "later hyper_optimizer__warmup or fewer epochs keep it nearer."
+            )
         warnings.warn(
-            f"The tuned value of {entry.name!r} reached the {name} bound of its "
-            f"range: {share}{entry.name} = {bound:g} ({entry.real!r}). The best "
-            f"value may lie outside the range: widen it past {bound:g} and search "
-            "again, or check path_ for a value that ran to the bound while "
-            f"val_loss rose.{instead}",
+            f"The tuned value of {name!r} reached the {side} bound of its range "
+            f"({entry.real!r}): {where}. {advice} path_ shows the values, val_loss "
+            "and at_bound per hyper-step.",
             BoundaryValueWarning,
             stacklevel=5,
         )
@@ -84,9 +126,9 @@ def more_results(rows) -> dict:
     more["n_skipped_hypersteps"] = np.array(
         [sum(rec["skipped"] for rec in r["path"]) for r in rows]
     )
-    more["tuned_values_kept"] = np.array(
-        [r.get("tuned_values_kept", True) for r in rows]
-    )
+    reported = [r.get("reported", "tuned") for r in rows]
+    more["reported_values"] = np.array(reported, dtype=object)
+    more["tuned_values_kept"] = np.array([name == "tuned" for name in reported])
     more["n_rejected_hypersteps"] = np.array(
         [sum(rec["rejected"] for rec in r["path"]) for r in rows]
     )

@@ -30,11 +30,11 @@ from ..utils._validation import (
     validate_params,
 )
 from ._boundary import DataBoundaryMixin, net_fit_params
+from ._decision import decide
 from ._dispatch import lost_workers, one_pool, run_tasks
 from ._hyper_options import HYPER_CONSTRAINTS, HyperOptionsMixin
 from ._outer_loop import Settings
 from ._progress import SearchProgress
-from ._rescore import rescore
 from ._results import more_results, path_table, warn_at_bounds, warn_skipped
 from ._space import as_candidates, make_candidates, resolve_space
 from ._tasks import make_tasks
@@ -317,7 +317,7 @@ default=torch.optim.Adam
             routed = self._get_routed_params_for_fit(params)
         net_params = net_fit_params(routed.estimator.fit, step)
         splits = self._make_splits(X, y, routed.splitter.split)
-        settings = self._settings(scorers, routed.scorer.score)
+        settings = self._settings(scorers, routed.scorer.score, refit_metric)
         progress = SearchProgress(self.verbose, bool(self.refit))
         try:
             plan = (subspaces, splits, settings, net_params, step, refit_metric)
@@ -379,8 +379,12 @@ default=torch.optim.Adam
         self.n_splits_ = len(splits)
         return splits
 
-    def _settings(self, scorers, score_params) -> Settings:
+    def _settings(self, scorers, score_params, refit_metric="score") -> Settings:
         inner = getattr(scorers, "_scorers", None)
+        # The metric the decision rule compares: the refit metric, or the
+        # first one where refit is False or callable.
+        if inner is not None and refit_metric not in inner:
+            refit_metric = next(iter(inner))
         return Settings(
             solver=get_solver(self.solver),
             outer=self._outer_optimizer(),
@@ -393,6 +397,7 @@ default=torch.optim.Adam
             cast_inputs=self.cast_inputs,
             keep_estimators=self._keeps_split_estimators,
             unroll_steps=self.unroll_steps,
+            metric=refit_metric,
         )
 
     def _search(self, X, y, subspaces, splits, settings, net_params, progress):
@@ -441,15 +446,24 @@ default=torch.optim.Adam
             self.n_starts,
             len(tasks) * len(splits),
         )
-        progress.start(tasks, len(splits), self.n_starts, self.rescore)
+        rule = self._decision_rule()
+        progress.start(tasks, len(splits), self.n_starts, rule is not None)
         # Split estimators, where kept, come from the constant trainings.
-        tuning = replace(settings, keep_estimators=False) if self.rescore else settings
+        tuning = replace(settings, keep_estimators=False) if rule else settings
         jobs = {"n_jobs": self.n_jobs, "pre_dispatch": self.pre_dispatch}
         task_rows = list(run_tasks(tasks, X, y, splits, tuning, progress, **jobs))
-        if self.rescore:
+        if rule is not None:
             with lost_workers():
-                task_rows = rescore(
-                    tasks, task_rows, X, y, splits, settings, progress=progress, **jobs
+                task_rows = decide(
+                    rule,
+                    tasks,
+                    task_rows,
+                    X,
+                    y,
+                    splits,
+                    settings,
+                    progress=progress,
+                    **jobs,
                 )
         return [r for candidate_rows in task_rows for r in candidate_rows]
 

@@ -62,8 +62,9 @@ def test_each_split_checkpoints_to_its_own_directory(
     after = set(glob.glob(os.path.join(tempfile.gettempdir(), "skhypergrad-split*")))
     assert after == before  # the split directories are gone
     if n_jobs == 1:  # the workers' records stay in the workers
-        # Each split's tuning and constant trainings see its own rows only.
-        assert sorted(RowsSeen.seen) == [(59, 59)] * 2 + [(60, 60)] * 2
+        # Each split's tuning and constant trainings (the tuned and the
+        # starting values) see its own rows only.
+        assert sorted(RowsSeen.seen) == [(59, 59)] * 3 + [(60, 60)] * 3
 
     search.set_params(refit=True).fit(X, y)
     assert "params.pt" in os.listdir(tmp_path)  # the refit writes for the user

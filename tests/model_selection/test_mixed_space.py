@@ -441,9 +441,10 @@ def test_verbose_shows_summary_and_a_bar_to_the_end_of_the_refit(
     assert "totalling 4 trainings" in captured.out
     err = captured.err
     assert "HypergradSearchCV: 100%" in err
-    # 2 candidates x 3 epochs of tuning and of the tuned values as constants,
-    # and the refit.
-    assert "13/13" in err
+    # 2 candidates x 3 epochs of tuning, 3 constant trainings of 3 epochs
+    # (the tuned and the starting values of one candidate, and of the other,
+    # whose tuned values are its starting ones, one training), and the refit.
+    assert "19/19" in err
 
 
 def test_verbose_zero_prints_nothing(classification_data, make_classifier, capsys):

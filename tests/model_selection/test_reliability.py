@@ -127,10 +127,11 @@ def test_search_validates_on_its_own_split_not_skorch_split(
     net.set_params(train_split=__import__("skorch").dataset.ValidSplit(5))
     _search(net, cv=2).fit(X, y)
     # Two splits of 60 validate on their 60 held-out rows, never on skorch's
-    # 20%: the tuning and the constant training of each split, 3 epochs each.
-    assert RecordValidSize.sizes[:12] == [60] * 12
+    # 20%: the tuning and the two constant trainings (tuned and starting
+    # values) of each split, 3 epochs each.
+    assert RecordValidSize.sizes[:18] == [60] * 18
     # The refit keeps the user's own train_split, as GridSearchCV would.
-    assert RecordValidSize.sizes[12:] == [24] * 3
+    assert RecordValidSize.sizes[18:] == [24] * 3
 
 
 # ------------------------------------------------------------ faults

@@ -618,10 +618,10 @@ def test_user_callbacks_run_during_search(classification_data, make_classifier):
 
     search = _search(net, cv=2).fit(X, y)
 
-    # Each of the two splits trains two networks for MAX_EPOCHS epochs (the
-    # tuning, then the tuned values as constants; they validate as well as
-    # the tuning, so the starting values are not needed), and the refit one.
-    assert EpochCounter.calls == 5 * MAX_EPOCHS
+    # Each of the two splits trains three networks for MAX_EPOCHS epochs (the
+    # tuning, then the tuned and the starting values as constants, which the
+    # score chooses between), and the refit one.
+    assert EpochCounter.calls == 7 * MAX_EPOCHS
     history = search.best_estimator_.history
     assert len(history) == MAX_EPOCHS
     assert all(0.0 <= score <= 1.0 for score in history[:, "train_acc"])
