@@ -15,6 +15,8 @@ _LAZY = {
     "HypergradSearchCV": "skhypergrad.model_selection",
     "HalvingHypergradSearchCV": "skhypergrad.model_selection",
     "DatasetDistiller": "skhypergrad.model_selection",
+    "DecisionRule": "skhypergrad.model_selection",
+    "ScoreConstants": "skhypergrad.model_selection",
     "HypergradClassifier": "skhypergrad.model_selection",
     "HypergradRegressor": "skhypergrad.model_selection",
     "Real": "skhypergrad.hyperparams",

@@ -121,10 +121,12 @@ default=torch.optim.Adam
         to a tenth), the epochs of ``warmup`` ("auto": a third) before the
         first hyper-step and the ``interval`` between them, the hyper-step's
         ``batch_size`` (128), the share of the last steps averaged into the
-        reported values (``average_last=0.25``) and the rejection of a step
-        after which the validation loss of the splits rose by more than
-        ``tol=0.05`` (the values go back and later steps are half as long;
-        ``path_["rejected"]``). Given a torch optimiser class, set any of
+        reported values (``average_last=0.25``) and the guard: a step after
+        which the splits' validation loss rose by more than ``tol=0.05``
+        beyond the trend of the measurements before it is undone, and values
+        that ran one way over ``window=5`` steps while the loss climbed by
+        more than ``tol`` go back to the window's lowest point
+        (``path_["rejected"]``, ``path_["reason"]``). Given a torch optimiser class, set any of
         them skorch-style: ``hyper_optimizer__lr=0.1``,
         ``hyper_optimizer__warmup=5``,
         ``hyper_optimizer__schedule=None``; other ``hyper_optimizer__<name>``
@@ -132,20 +134,23 @@ default=torch.optim.Adam
     n_starts : int, default=1
         Starting points per candidate: the first is the middle of every range,
         the others are drawn from the ranges.
-    rescore : bool, default=True
-        Score each candidate's tuned values as constants, as ``GridSearchCV``
-        scores a candidate: every split trains again from its initialisation
-        with the values in ``params`` fixed, and those networks' scores are
-        the row's (``cross_val_score(clone(estimator).set_params(**params))``
-        on the same folds). Where the tuned values are suspect (they validate
-        worse as constants than during tuning, sit at a bound, or the
-        recorded validation loss ended above where tuning started) and all
-        tuned entries are scalars, the starting values are trained as
-        constants too, and the row reports whichever reached the lower
-        validation loss (``tuned_values_kept``). Costs one (sometimes two)
-        more trainings per split. False scores the tuning trainings
-        themselves, which ran while the values moved: faster, but
-        ``best_score_`` is then not the CV score of ``best_params_``.
+    rescore : bool or DecisionRule, default=True
+        How a candidate's reported values and scores are decided. True is
+        :class:`~skhypergrad.ScoreConstants`: the tuned values and (where
+        every tuned entry is a scalar) the starting values are each trained
+        as constants on every split from its initialisation, as
+        ``cross_val_score(clone(estimator).set_params(**params))`` on the same
+        folds would, and the row reports whichever scores higher on the
+        user's ``scoring`` (the ``refit`` metric), with that training's
+        scores (``reported_values`` says which). So ``best_score_`` is the CV
+        score of ``best_params_``, and the search never reports values that
+        score below the starting values on its own folds. Costs one or two
+        more trainings per split. ``ScoreConstants(proposals=("tuned",
+        "path_best", "start"))`` also compares the values at the path's
+        lowest validation loss; any :class:`~skhypergrad.DecisionRule` is
+        used as given. False scores the tuning trainings themselves, which
+        ran while the values moved: faster, but ``best_score_`` is then not
+        the CV score of ``best_params_``.
     unroll_steps : int, default=1
         Training steps (of the net's batch size) that a learning rate's
         hypergradient differentiates through, from the current weights: 1 is
@@ -167,8 +172,10 @@ default=torch.optim.Adam
         ``GridSearchCV``'s keys (``params`` holds the tuned values) plus
         ``mean_test_loss``, ``std_test_loss``, ``split<k>_test_loss``,
         ``rank_test_loss``, ``n_hypersteps``, ``n_skipped_hypersteps``,
-        ``n_rejected_hypersteps`` and ``tuned_values_kept`` (False where the
-        starting values validated better as constants and are reported).
+        ``n_rejected_hypersteps``, ``reported_values`` (the proposal of the
+        decision rule that is reported: ``"tuned"``, ``"start"`` or
+        ``"path_best"``) and ``tuned_values_kept`` (whether it is
+        ``"tuned"``).
     best_estimator_ : estimator
         ``clone(estimator).set_params(**best_params_)`` fitted on all the data.
     best_score_ : float

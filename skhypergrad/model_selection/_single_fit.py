@@ -196,13 +196,12 @@ _DOC = """{summary}
     Holds out ``validation_fraction`` of the rows ({split}), trains the
     skorch net on the rest while its continuous hyperparameters follow
     their hypergradients on the held-out rows, then (``rescore=True``) trains
-    it again from the same initialisation with the tuned values fixed, and
-    predicts with that net: what it reports (``best_params_``,
-    ``best_score_``) is what it predicts with. Where the tuned values are
-    suspect (as in :class:`HypergradSearchCV`) and every tuned entry is a
-    scalar, the starting values are trained as constants too and kept if
-    they validate better. No cross-validation and no refit on all the rows:
-    two or three plain trainings, for data too large to train ``cv`` times.
+    it again from the same initialisation with the tuned values fixed, and,
+    where every tuned entry is a scalar, with the starting values fixed; it
+    predicts with whichever scores higher on the held-out rows (``scoring``):
+    what it reports (``best_params_``, ``best_score_``) is what it predicts
+    with. No cross-validation and no refit on all the rows: two or three
+    plain trainings, for data too large to train ``cv`` times.
     It is :class:`HypergradSearchCV` with one split whose trained estimator
     is kept.
 
@@ -236,7 +235,7 @@ _DOC = """{summary}
         moved); predictions use it.
     best_params_ : dict
         The tuned values (averaged over the last quarter of the hyper-steps,
-        or the starting values where those validated better), ready for
+        or the starting values where those scored higher), ready for
         ``set_params`` of a fresh net.
     best_score_ : float
         Score of ``best_estimator_`` on the held-out rows.
