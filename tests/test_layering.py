@@ -101,8 +101,8 @@ def test_lower_layers_do_not_import_the_estimators(path):
     assert not upward, f"{path.name} imports {upward}"
 
 
-# The layers, bottom to top (STYLE.md): the hyperparameter definitions and
-# penalties, the skorch glue, the families, the estimators. Each file may
+# The layers, bottom to top (CONTRIBUTING.md, "The layers"): the hyperparameter
+# definitions and penalties, the skorch glue, the families, the estimators. Each file may
 # import its own layer and those below, never one above.
 LAYERS = {
     "hyperparams.py": 0,

@@ -126,8 +126,8 @@ default=torch.optim.Adam
         beyond the trend of the measurements before it is undone, and values
         that ran one way over ``window=5`` steps while the loss climbed by
         more than ``tol`` go back to the window's lowest point
-        (``path_["rejected"]``, ``path_["reason"]``). Given a torch optimiser class, set any of
-        them skorch-style: ``hyper_optimizer__lr=0.1``,
+        (``path_["rejected"]``, ``path_["reason"]``). Given a torch optimiser
+        class, set any of them skorch-style: ``hyper_optimizer__lr=0.1``,
         ``hyper_optimizer__warmup=5``,
         ``hyper_optimizer__schedule=None``; other ``hyper_optimizer__<name>``
         arguments go to the optimiser (``hyper_optimizer__momentum=0.9``).
@@ -409,24 +409,30 @@ default=torch.optim.Adam
 
     def _search(self, X, y, subspaces, splits, settings, net_params, progress):
         sample_seed, self._refit_seed, start_seed = spawn_seeds(self.random_state, 3)
-        rows = []
+        rows, calls = [], []
 
         def evaluate_candidates(candidates):
+            # Every call draws its own seeds (the first call's are the
+            # search's own), so a strategy that proposes a candidate again
+            # gets new starting points and networks, as a new draw would.
+            seed = (
+                start_seed if not calls else spawn_seeds(start_seed + len(calls), 1)[0]
+            )
+            calls.append(seed)
             tasks = make_tasks(
                 self.estimator,
-                list(candidates),
+                as_candidates(candidates, subspaces),
                 subspaces,
-                (net_params, start_seed, self.n_starts, _num_samples(X)),
+                (net_params, seed, self.n_starts, _num_samples(X)),
             )
             rows.extend(self._evaluate(tasks, X, y, splits, settings, progress))
+            return self._results_so_far(rows, len(splits))
 
         # What _run_search draws from, for this fit only.
         self._space = (subspaces, sample_seed)
         try:
             with one_pool(self.n_jobs):
-                self._run_search(
-                    lambda c: evaluate_candidates(as_candidates(c, subspaces))
-                )
+                self._run_search(evaluate_candidates)
         finally:
             del self._space
         out = [o for r in rows for o in r["out"]]
@@ -436,11 +442,16 @@ default=torch.optim.Adam
             raise AllFitsFailedError(str(exc)) from exc
         warn_skipped(rows)
         self.paths_ = [path_table(r["path"], r["values"]) for r in rows]
+        return self._results_so_far(rows, len(splits)), rows
+
+    def _results_so_far(self, rows, n_splits) -> dict:
+        """``cv_results_`` of the rows evaluated so far (what
+        ``evaluate_candidates`` returns, as in ``BaseSearchCV``)."""
+        out = [o for r in rows for o in r["out"]]
         with sklearn_errors("results"):
-            results = self._format_results(
-                [r["params"] for r in rows], len(splits), out, more_results(rows)
+            return self._format_results(
+                [r["params"] for r in rows], n_splits, out, more_results(rows)
             )
-        return results, rows
 
     def _evaluate(self, tasks, X, y, splits, settings, progress) -> list:
         """Run the tasks (tuning, then the constant trainings of ``rescore``);
@@ -484,8 +495,11 @@ default=torch.optim.Adam
         ----------
         evaluate_candidates : callable
             Takes an iterable of dicts of outer values (each candidate's tuned
-            entries are tuned inside it) and runs them; it may be called
-            several times, as in ``HalvingGridSearchCV``.
+            entries are tuned inside it), runs them and returns the
+            ``cv_results_`` of every candidate evaluated so far, as in
+            ``BaseSearchCV``; it may be called several times (a sequential
+            strategy: Bayesian, adaptive, successive halving), each call
+            with fresh seeds.
         """
         subspaces, random_state = self._space
         evaluate_candidates(make_candidates(subspaces, self.n_iter, random_state))
