@@ -102,8 +102,8 @@ def test_lower_layers_do_not_import_the_estimators(path):
 
 
 # The layers, bottom to top (CONTRIBUTING.md, "The layers"): the hyperparameter
-# definitions and penalties, the skorch glue, the families, the estimators. Each file may
-# import its own layer and those below, never one above.
+# definitions and penalties, the skorch glue, the families, the estimators.
+# Each file may import its own layer and those below, never one above.
 LAYERS = {
     "hyperparams.py": 0,
     "penalties.py": 0,
