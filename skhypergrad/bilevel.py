@@ -13,9 +13,9 @@ import math
 
 import numpy as np
 import torch
-from sklearn.utils import _safe_indexing
 from torch.func import functional_call
 
+from ._compat import _safe_indexing
 from .hypergrad import (
     HypergradInfo,
     InnerParts,

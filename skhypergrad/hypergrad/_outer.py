@@ -26,7 +26,6 @@ values over the last steps (the values a run reports).
 
 from __future__ import annotations
 
-import functools
 import math
 import warnings
 from collections.abc import Callable
@@ -35,6 +34,7 @@ from dataclasses import dataclass, field
 import torch
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
+from ._compat import remark_scheduler_step
 from ._options import (
     Options,
     check_int,
@@ -88,19 +88,7 @@ class OuterState:
         # about a step() called in the wrong order); the optimizer pickles
         # without the mark, so a state unpickled mid-run marks it again.
         self.__dict__.update(state)
-        optimizer = getattr(self.scheduler, "optimizer", None)
-        if optimizer is not None and not hasattr(
-            optimizer.step, "_wrapped_by_lr_sched"
-        ):
-            step = optimizer.step
-
-            @functools.wraps(step)
-            def marked(*args, **kwargs):
-                optimizer._opt_called = True
-                return step(*args, **kwargs)
-
-            marked._wrapped_by_lr_sched = True
-            optimizer.step = marked
+        remark_scheduler_step(self.scheduler)
 
 
 class OuterOptimizer(Options):

@@ -10,12 +10,12 @@ takes the fit parameters that reach the network.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.model_selection._search import _search_estimator_has
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
+from .._compat import _search_estimator_has
 from ..exceptions import InvalidInputError
 from ..net import cast_X, cast_y, is_classifier_net, split_estimator
 from ..utils._validation import (

@@ -14,13 +14,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from sklearn.base import clone
-from sklearn.model_selection._validation import _score
-from sklearn.utils import _safe_indexing
-from sklearn.utils.validation import _check_method_params, _num_samples
 from skorch.callbacks import Callback, PrintLog
 from skorch.dataset import Dataset
 from skorch.helper import predefined_split
 
+from .._compat import _check_method_params, _num_samples, _safe_indexing, _score
 from ..callbacks import SearchCallback
 from ..exceptions import InvalidInputError
 from ..net import check_skorch_traps

@@ -10,8 +10,8 @@ import numbers
 import numpy as np
 import torch
 from sklearn.metrics import get_scorer_names
-from sklearn.model_selection._search import BaseSearchCV
 
+from .._compat import BaseSearchCV
 from ..exceptions import InvalidHyperparameterError
 from ..hypergrad._options import is_count
 from ..net import split_estimator

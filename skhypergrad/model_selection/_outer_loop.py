@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import math
-import numbers
 import threading
 import time
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from ..exceptions import (
 )
 from ..families import SplitValues, merge_best_params
 from ..hypergrad import OuterOptimizer
+from ..hypergrad._options import is_count
 from ..penalties import parameter_layout
 from ..utils._random import spawn_seeds
 from ._exchange import GlooExchange, LocalExchange, pack
@@ -106,7 +106,7 @@ def run_split(task, X, y, splits, index, address, settings):
 
 def run_splits(task, X, y, splits, indices, exchange, settings, on_epoch=None):
     """Build and train the splits ``indices`` of a candidate; return their part."""
-    bad = [e for e in task.epochs if not _is_count(e)]
+    bad = [e for e in task.epochs if not is_count(e, low=1)]
     if bad:
         # A drawn max_epochs that is not an epoch count fails the candidate's
         # splits (error_score), as its training would in GridSearchCV.
@@ -331,14 +331,6 @@ def _step(folds, exchange, state, settings, epoch) -> dict:
             state.apply(fold)
         fold.fit_time += (time.perf_counter() - start) / len(folds)
     return record
-
-
-def _is_count(value) -> bool:
-    return (
-        isinstance(value, numbers.Integral)
-        and not isinstance(value, bool)
-        and value >= 1
-    )
 
 
 def _guarded(step, fold, settings) -> None:

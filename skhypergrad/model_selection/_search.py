@@ -12,10 +12,8 @@ import numpy as np
 import torch
 from sklearn.base import clone, is_classifier
 from sklearn.model_selection import check_cv
-from sklearn.model_selection._search import BaseSearchCV
-from sklearn.model_selection._validation import _warn_or_raise_about_fit_failures
-from sklearn.utils.validation import _num_samples
 
+from .._compat import BaseSearchCV, _num_samples, _warn_or_raise_about_fit_failures
 from ..exceptions import (
     AllFitsFailedError,
     InvalidInputError,

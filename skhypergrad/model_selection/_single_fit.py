@@ -20,7 +20,6 @@ import numbers
 import numpy as np
 import torch
 from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
-from sklearn.utils._param_validation import Interval
 
 from ..callbacks import SearchCallback
 from ..exceptions import (
@@ -30,6 +29,7 @@ from ..exceptions import (
     UnsupportedEstimatorError,
 )
 from ..net import is_classifier_net, split_estimator
+from ..utils._validation import Interval
 from ._search import HypergradSearchCV
 
 # HypergradSearchCV's parameters that a single training has no use for.

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import difflib
 import inspect
-import numbers
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
@@ -25,6 +24,7 @@ from sklearn.model_selection import ParameterGrid, ParameterSampler
 from .._format import plain
 from ..exceptions import InvalidHyperparameterError
 from ..families import claiming_family, explain_unclaimed
+from ..hypergrad._options import is_count
 from ..hyperparams import Real, Sampled, Tuned, format_distribution
 
 _SUBSPACE = "__skhypergrad_subspace__"
@@ -198,10 +198,7 @@ def _check_outer(name, distribution):
 
 def _check_epochs(name, values) -> tuple:
     values = list(values)
-    ok = values and all(
-        isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1
-        for v in values
-    )
+    ok = values and all(is_count(v, low=1) for v in values)
     if not ok:
         raise InvalidHyperparameterError(
             f"{name!r} must be a non-empty list of positive integers (epoch counts), "

@@ -1,4 +1,4 @@
-"""Input checks. The only module that touches scikit-learn's private validation API."""
+"""Input checks, on scikit-learn's parameter validation (through ``_compat``)."""
 
 from __future__ import annotations
 
@@ -6,18 +6,16 @@ import contextlib
 
 import numpy as np
 from sklearn.utils import check_array
-from sklearn.utils._param_validation import (  # noqa: F401  (re-exported)
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import validate_data
+
+from .._compat import (  # noqa: F401  (re-exported)
     HasMethods,
     Interval,
     StrOptions,
     validate_parameter_constraints,
 )
-from sklearn.utils._param_validation import (
-    InvalidParameterError as _SklearnInvalidParameterError,
-)
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import validate_data
-
+from .._compat import SklearnInvalidParameterError as _SklearnInvalidParameterError
 from ..exceptions import InvalidInputError, InvalidInputTypeError, SkHypergradError
 
 
