@@ -59,9 +59,9 @@ class DecisionRule(Options):
         task : CandidateTask
             The tuning task: ``task.start`` holds the starting values,
             ``task.entries`` the tuned entries.
-        row : dict
-            The tuning row: ``row["params"]`` (outer and tuned values, ready
-            for ``set_params``), ``row["path"]`` (the path records, each with
+        row : CandidateRow
+            The tuning row: ``row.params`` (outer and tuned values, ready
+            for ``set_params``), ``row.path`` (the path records, each with
             ``val_loss`` and the ``values`` after its step).
 
         Returns
@@ -151,8 +151,8 @@ class ScoreConstants(DecisionRule):
                 out[name] = tuned_values(task, row)
             elif name == "start" and scalar:
                 out[name] = dict(task.start)
-            elif name == "path_best" and scalar and row["path"]:
-                out[name] = _path_best(task, row["path"])
+            elif name == "path_best" and scalar and row.path:
+                out[name] = _path_best(task, row.path)
         return out
 
 
@@ -160,7 +160,7 @@ def tuned_values(task, row) -> dict:
     """The ``set_params`` arguments of a row's tuned entries."""
     return {
         k: v
-        for k, v in row["params"].items()
+        for k, v in row.params.items()
         if k not in task.outer_params and k != task.epochs_name
     }
 
@@ -240,7 +240,7 @@ def _plan(rule, task, rows) -> list:
 def _epoch(task, row):
     if task.epochs_name is None:
         return task.epochs[0]
-    return row["params"][task.epochs_name]
+    return row.params[task.epochs_name]
 
 
 def _run_constants(constants, X, y, splits, settings, n_jobs, pre_dispatch, progress):
@@ -270,7 +270,7 @@ def mean_score(row, metric) -> float:
         o["test_scores"][metric]
         if isinstance(o["test_scores"], dict)
         else o["test_scores"]
-        for o in row["out"]
+        for o in row.out
     ]
     scores = np.asarray(scores, dtype=float)
     return float(scores.mean()) if np.isfinite(scores).all() else math.nan
@@ -298,20 +298,20 @@ def _report(rule, task, row, named, settings) -> None:
             tuned,
         )
     for key in tuned:
-        row["params"].pop(key)
-    row["params"].update(values)
-    row["reported"] = chosen
-    row["proposal_scores"] = scores
+        row.params.pop(key)
+    row.params.update(values)
+    row.reported = chosen
+    row.proposal_scores = scores
     out = []
-    for tuning, fixed in zip(row["out"], named[chosen]["out"]):
+    for tuning, fixed in zip(row.out, named[chosen].out):
         if tuning["fit_error"] is not None:
             out.append(tuning)
             continue
         fixed = dict(fixed)
         fixed["fit_time"] += tuning["fit_time"]
         out.append(fixed)
-    row["out"] = out
-    row["estimators"] = named[chosen]["estimators"]
+    row.out = out
+    row.estimators = named[chosen].estimators
 
 
 __all__ = ["DecisionRule", "ScoreConstants", "decide"]

@@ -24,6 +24,7 @@ depend on where its splits ran.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import itertools
 import os
@@ -188,4 +189,56 @@ def pack(*parts) -> torch.Tensor:
     )
 
 
-__all__ = ["GlooExchange", "LocalExchange", "Rendezvous", "pack"]
+def gather_values(exchange, values: dict) -> dict:
+    """Every split's value of a message, from the local splits' values.
+
+    Parameters
+    ----------
+    exchange : LocalExchange or GlooExchange
+    values : dict
+        ``{split: message}`` of the splits in this process. A message is a
+        dataclass whose fields hold a number or a tuple of 1-D tensors; every
+        split's message has the same tensor sizes.
+
+    Returns
+    -------
+    values : dict
+        ``{split: message}`` of every split of the candidate, in split order,
+        the numbers as floats and the tensors as float64. The flattening into
+        one vector per split is this function's alone.
+    """
+    like = next(iter(values.values()))
+    layout = {
+        f.name: None
+        if not isinstance(getattr(like, f.name), tuple)
+        else [t.numel() for t in getattr(like, f.name)]
+        for f in dataclasses.fields(like)
+    }
+    vectors = {
+        i: pack(
+            *[
+                part
+                for name, sizes in layout.items()
+                for part in ([getattr(v, name)] if sizes is None else getattr(v, name))
+            ],
+            torch.zeros(0, dtype=torch.float64),
+        )
+        for i, v in values.items()
+    }
+    out = {}
+    for i, vector in exchange.gather(vectors).items():
+        fields, at = {}, 0
+        for name, sizes in layout.items():
+            if sizes is None:
+                fields[name], at = float(vector[at]), at + 1
+                continue
+            parts = []
+            for size in sizes:
+                parts.append(vector[at : at + size])
+                at += size
+            fields[name] = tuple(parts)
+        out[i] = type(like)(**fields)
+    return out
+
+
+__all__ = ["GlooExchange", "LocalExchange", "Rendezvous", "gather_values"]

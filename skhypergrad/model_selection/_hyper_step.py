@@ -5,13 +5,51 @@ judgement and step (:func:`hyper_step`)."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from ..bilevel import net_hypergradient, sample_batch
-from ._exchange import pack
+from ._exchange import gather_values
 from ._fold import validation_loss
+
+
+@dataclass(frozen=True)
+class SplitReport:
+    """What a split sends at a hyper-step (one producer: :func:`hyper_step`'s
+    loop over the local splits; one reader: the same function, after the
+    exchange).
+
+    Attributes
+    ----------
+    status : float
+        1 when its hypergradient was computed, -1 when it diverged, 0 when
+        the split no longer trains.
+    loss : float
+        Its whole validation part's loss, measured before the step.
+    solver_iter : float
+        Iterations of the linear solve.
+    own_square : float
+        Squared norm of its hypergradient of the per-split entries.
+    shared_grads : tuple of torch.Tensor
+        Its hypergradient of each shared entry (zeros when not computed).
+    """
+
+    status: float
+    loss: float
+    solver_iter: float
+    own_square: float
+    shared_grads: tuple
+
+
+@dataclass(frozen=True)
+class StepCheck:
+    """What a split sends after an accepted step: whether its new values are
+    finite, and which entries hit a bound (1.0 per entry, in entry order)."""
+
+    not_finite: float
+    hits: tuple
 
 
 class HyperState:
@@ -109,7 +147,7 @@ def hyper_step(folds, exchange, state, outer, settings, epoch) -> dict:
     """
     record = {"epoch": epoch}
     sizes = [r.numel() for r in state.shared()]
-    vectors, grads, reasons = {}, {}, {}
+    reports, grads, reasons = {}, {}, {}
     for fold in folds:
         status, loss, n_iter, fold_sq, shared_grads = 0.0, math.nan, 0.0, 0.0, []
         if fold.active:
@@ -131,13 +169,17 @@ def hyper_step(folds, exchange, state, outer, settings, epoch) -> dict:
                 shared_grads = [g for e, g in pairs if not e.per_fold]
         if not shared_grads:
             shared_grads = [torch.zeros(n, dtype=torch.float64) for n in sizes]
-        vectors[fold.index] = pack(status, loss, n_iter, fold_sq, *shared_grads)
-    gathered = exchange.gather(vectors)
-    ok = [i for i, v in gathered.items() if v[0] > 0]
-    failed = [i for i, v in gathered.items() if v[0] < 0]
-    losses = [float(v[1]) for v in gathered.values() if v[0] != 0]
+        reports[fold.index] = SplitReport(
+            status, loss, float(n_iter), fold_sq, tuple(shared_grads)
+        )
+    gathered = gather_values(exchange, reports)
+    ok = [i for i, v in gathered.items() if v.status > 0]
+    failed = [i for i, v in gathered.items() if v.status < 0]
+    losses = [v.loss for v in gathered.values() if v.status != 0]
     record["val_loss"] = float(np.mean(losses)) if losses else math.nan
-    record["solver_iter"] = float(np.mean([gathered[i][2] for i in ok])) if ok else 0.0
+    record["solver_iter"] = (
+        float(np.mean([gathered[i].solver_iter for i in ok])) if ok else 0.0
+    )
     skip, norm = None, math.nan
     if failed or not ok:
         skip = "; ".join(
@@ -146,8 +188,8 @@ def hyper_step(folds, exchange, state, outer, settings, epoch) -> dict:
         )
         skip = skip or "no split is still training"
     else:
-        square = sum(float(gathered[i][3]) for i in ok)
-        means = torch.stack([gathered[i][4:] for i in ok]).mean(0).split(sizes)
+        square = sum(gathered[i].own_square for i in ok)
+        means = _mean_shared(gathered, ok, sizes)
         square += sum(float((mean**2).sum()) for mean in means)
         _set_grads(state, grads, means)
         norm = math.sqrt(square)
@@ -216,6 +258,14 @@ def _unroll_batches(fold, settings) -> list:
     return batches
 
 
+def _mean_shared(gathered, ok, sizes) -> list:
+    """The splits' mean hypergradient of each shared entry."""
+    if not sizes:
+        return []
+    stacked = torch.stack([torch.cat(gathered[i].shared_grads) for i in ok])
+    return list(stacked.mean(0).split(sizes))
+
+
 def _set_grads(state, grads, means) -> None:
     means = iter(means)
     for j, (entry, raw) in enumerate(zip(state.entries, state.raw)):
@@ -236,15 +286,18 @@ def _after_step(state, result, folds, exchange):
     hit = {e.name: False for e in state.entries}
     for name, at_bound in zip(owners, result["at_bound"]):
         hit[name] = hit[name] or at_bound
-    vector = pack(
-        float(not result["finite"]), *[float(hit[e.name]) for e in state.entries]
+    check = StepCheck(
+        float(not result["finite"]),
+        (
+            torch.tensor(
+                [float(hit[e.name]) for e in state.entries], dtype=torch.float64
+            ),
+        ),
     )
-    gathered = torch.stack(
-        list(exchange.gather({f.index: vector for f in folds}).values())
-    )
-    hits = gathered[:, 1:].amax(0)
+    gathered = gather_values(exchange, {f.index: check for f in folds}).values()
+    hits = torch.stack([c.hits[0] for c in gathered]).amax(0)
     at_bound = sorted({e.name for e, h in zip(state.entries, hits) if h > 0})
-    return bool(gathered[:, 0].amax() > 0), at_bound
+    return any(c.not_finite > 0 for c in gathered), at_bound
 
 
-__all__ = ["HyperState", "hyper_step"]
+__all__ = ["HyperState", "SplitReport", "StepCheck", "hyper_step"]

@@ -25,7 +25,7 @@ from ..hypergrad import OuterOptimizer
 from ..hypergrad._options import is_count
 from ..penalties import parameter_layout
 from ..utils._random import spawn_seeds
-from ._exchange import GlooExchange, LocalExchange, pack
+from ._exchange import GlooExchange, LocalExchange, gather_values
 from ._fold import (
     Fold,
     build_fold,
@@ -36,6 +36,7 @@ from ._fold import (
     start_training,
 )
 from ._hyper_step import HyperState, hyper_step
+from ._results import CandidateRow
 
 logger = logging.getLogger("skhypergrad")
 RNG_LOCK = threading.Lock()
@@ -78,10 +79,8 @@ def run_candidate(task, X, y, splits, settings, on_epoch=None):
 
     Returns
     -------
-    rows : list of dict
-        One per ``max_epochs`` value: ``params`` (outer and tuned values,
-        ready for ``set_params``), ``out`` (one ``_fit_and_score``-style dict
-        per split), ``path`` and ``values``.
+    rows : list of CandidateRow
+        One per ``max_epochs`` value.
     """
     indices = range(len(splits))
     part = run_splits(task, X, y, splits, indices, LocalExchange(), settings, on_epoch)
@@ -180,28 +179,15 @@ class Training:
         self.settings = settings
         self.epoch, self.done = 0, False
         self.path, self.snapshots = [], {}
-        built = exchange.gather(
-            {
-                f.index: pack(
-                    float(f.error is None),
-                    *[
-                        0
-                        if f.error is not None or e.per_fold
-                        else e.size(f.net, len(f.train))
-                        for e in task.entries
-                    ],
-                )
-                for f in folds
-            }
-        )
-        ok = [i for i, v in built.items() if v[0] > 0]
+        built = gather_values(exchange, {f.index: _built(f, task) for f in folds})
+        ok = [i for i, v in built.items() if v.built > 0]
         self.state = None
         if not ok:  # every split failed to build
             self.done = True
             return
         self.first = ok[0]
         state = HyperState(
-            task.entries, task.start, folds, built[self.first][1:].tolist()
+            task.entries, task.start, folds, built[self.first].sizes[0].tolist()
         )
         for fold in folds:
             if fold.error is None:
@@ -239,10 +225,10 @@ class Training:
                         run_epoch(fold, settings)
             if epoch in self.task.epochs:
                 self._snapshot(epoch)
-            active = self.exchange.gather(
-                {f.index: pack(float(f.active)) for f in folds}
+            active = gather_values(
+                self.exchange, {f.index: Active(float(f.active)) for f in folds}
             )
-            if not any(v[0] > 0 for v in active.values()):
+            if not any(v.active > 0 for v in active.values()):
                 self.done = True
                 break
             if epoch not in self.due:
@@ -295,6 +281,37 @@ class Training:
             release(fold)
 
 
+@dataclass(frozen=True)
+class Built:
+    """What a split sends once built: whether it was, and the size of each
+    shared entry on its net (0 for a per-split entry or a failed build)."""
+
+    built: float
+    sizes: tuple
+
+
+@dataclass(frozen=True)
+class Active:
+    """What a split sends after each epoch: whether it still trains."""
+
+    active: float
+
+
+@dataclass(frozen=True)
+class Summaries:
+    """What a split sends for the path: one number per per-split entry."""
+
+    values: tuple
+
+
+def _built(fold, task) -> Built:
+    sizes = [
+        0 if fold.error is not None or e.per_fold else e.size(fold.net, len(fold.train))
+        for e in task.entries
+    ]
+    return Built(float(fold.error is None), (torch.tensor(sizes, dtype=torch.float64),))
+
+
 def _summaries(state, folds, exchange, per_fold, first) -> dict:
     """One number per entry for the path (a per-split entry: split ``first``'s)."""
     values = {
@@ -303,21 +320,25 @@ def _summaries(state, folds, exchange, per_fold, first) -> dict:
         if not e.per_fold
     }
     if per_fold:
-        gathered = exchange.gather(
-            {
-                f.index: pack(
-                    *[
-                        e.summary(raw[f.index].detach().numpy())
-                        if f.index in raw
-                        else math.nan
-                        for e, raw in zip(state.entries, state.raw)
-                        if e.per_fold
-                    ]
+        summaries = {
+            f.index: Summaries(
+                (
+                    torch.tensor(
+                        [
+                            e.summary(raw[f.index].detach().numpy())
+                            if f.index in raw
+                            else math.nan
+                            for e, raw in zip(state.entries, state.raw)
+                            if e.per_fold
+                        ],
+                        dtype=torch.float64,
+                    ),
                 )
-                for f in folds
-            }
-        )
-        for e, v in zip(per_fold, gathered[first]):
+            )
+            for f in folds
+        }
+        gathered = gather_values(exchange, summaries)
+        for e, v in zip(per_fold, gathered[first].values[0]):
             values[e.name] = float(v)
     return {e.name: values[e.name] for e in state.entries}
 
@@ -359,7 +380,49 @@ def _by_entry(state, tensors) -> list:
     return values
 
 
-def _snapshot(folds, raw, settings) -> dict:
+@dataclass(frozen=True)
+class Snapshot:
+    """The local splits read off at one epoch count.
+
+    Attributes
+    ----------
+    out : dict
+        ``{split: _fit_and_score-style result}`` of the local splits.
+    raw : list or None
+        The tail-averaged raw values per entry then (None if no split built).
+    """
+
+    out: dict
+    raw: list | None
+
+
+@dataclass(frozen=True)
+class Part:
+    """What one process hands back for its splits of a candidate (one
+    producer, :func:`_part`; one reader, :func:`assemble`).
+
+    Attributes
+    ----------
+    rows : dict
+        ``{split: training row indices}``.
+    snapshots : dict
+        ``{epoch count: Snapshot}``.
+    path : list of dict
+        The hyper-step records.
+    layout : object or None
+        The net's parameter layout (None if no split built).
+    estimators : dict
+        ``{split: trained estimator}`` where kept.
+    """
+
+    rows: dict
+    snapshots: dict
+    path: list
+    layout: object
+    estimators: dict
+
+
+def _snapshot(folds, raw, settings) -> Snapshot:
     """The local splits' scores now, and the raw values tuned so far."""
     out = {}
     for fold in folds:
@@ -368,51 +431,51 @@ def _snapshot(folds, raw, settings) -> dict:
         # mid-training leaves the training as it would be without it.
         with fold.rng(keep=False):
             out[fold.index] = score_fold(fold, settings)
-    return {"out": out, "raw": raw}
+    return Snapshot(out, raw)
 
 
-def _part(task, folds, snapshots, path=(), keep=False) -> dict:
+def _part(task, folds, snapshots, path=(), keep=False) -> Part:
     """What a process hands back for its splits of a candidate (with their
     trained estimators if ``keep``)."""
     net = next((f.net for f in folds if f.net is not None), None)
-    return {
-        "rows": {f.index: f.train for f in folds},
-        "snapshots": snapshots,
-        "path": list(path),
-        "layout": None if net is None else parameter_layout(net.module_),
-        "estimators": {f.index: f.estimator for f in folds if keep and f.error is None},
-    }
+    return Part(
+        rows={f.index: f.train for f in folds},
+        snapshots=snapshots,
+        path=list(path),
+        layout=None if net is None else parameter_layout(net.module_),
+        estimators={f.index: f.estimator for f in folds if keep and f.error is None},
+    )
 
 
 def assemble(task, parts, settings) -> list:
     """The candidate's rows (one per epoch value) from its splits' parts."""
-    layout = next((p["layout"] for p in parts if p["layout"] is not None), None)
-    path = next((p["path"] for p in parts if p["path"]), [])
+    layout = next((p.layout for p in parts if p.layout is not None), None)
+    path = next((p.path for p in parts if p.path), [])
     estimators, train_rows = {}, {}
     for part in parts:
-        estimators.update(part.get("estimators", {}))
-        train_rows.update(part["rows"])
+        estimators.update(part.estimators)
+        train_rows.update(part.rows)
     rows = []
     for epoch in task.epochs:
         out = {}
         for part in parts:
-            out.update(part["snapshots"][epoch]["out"])
+            out.update(part.snapshots[epoch].out)
         values, tuned = _tuned(
-            task, [p["snapshots"][epoch]["raw"] for p in parts], layout, train_rows
+            task, [p.snapshots[epoch].raw for p in parts], layout, train_rows
         )
         params = dict(task.outer_params)
         if task.epochs_name is not None:
             params[task.epochs_name] = epoch
         params.update(tuned)
         rows.append(
-            {
-                "params": params,
-                "out": [out[i] for i in sorted(out)],
-                "path": [r for r in path if r["epoch"] < epoch],
-                "values": values,
-                "estimators": estimators,
-                "entries": task.entries,
-            }
+            CandidateRow(
+                params=params,
+                out=[out[i] for i in sorted(out)],
+                path=[r for r in path if r["epoch"] < epoch],
+                values=values,
+                entries=task.entries,
+                estimators=estimators,
+            )
         )
     return rows
 

@@ -107,8 +107,8 @@ class SearchProgress:
         if self.bar is None:
             return
         self.bar.update(max(0, max(task.epochs) - counted))
-        if not counted and rows and rows[-1]["path"]:  # ran in a worker
-            for record in rows[-1]["path"]:
+        if not counted and rows and rows[-1].path:  # ran in a worker
+            for record in rows[-1].path:
                 self.show(record)
 
     def workers(self, n_jobs, waited, work) -> None:

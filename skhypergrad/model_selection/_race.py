@@ -142,7 +142,7 @@ def race(tasks, X, y, splits, settings, rungs, progress, *, n_jobs, pre_dispatch
                     held[i] = training
                     task = dataclasses.replace(tasks[i], epochs=(until,))
                     (row,) = assemble(task, [part], settings)
-                    row["iter"], row["n_resources"] = itr, until
+                    row.iter, row.n_resources = itr, until
                     rows.append(row)
                     scores.append((i, row))
                     progress.count(until - done)
@@ -173,7 +173,7 @@ def _top(scores, k) -> list:
 
 
 def _mean_score(row) -> float:
-    values = [o["test_scores"] for o in row["out"]]
+    values = [o["test_scores"] for o in row.out]
     if any(isinstance(v, dict) for v in values):
         raise InvalidParameterError(
             "HalvingHypergradSearchCV ranks the candidates by one metric, but the "

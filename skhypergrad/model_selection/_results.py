@@ -4,6 +4,7 @@ the validation-loss and hyper-step columns, the paths, the skipped-step warning.
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.stats import rankdata
@@ -11,9 +12,53 @@ from scipy.stats import rankdata
 from ..exceptions import BoundaryValueWarning, HyperstepSkippedWarning
 
 
+@dataclass
+class CandidateRow:
+    """One row of ``cv_results_``: a candidate from one starting point, read
+    off at one ``max_epochs`` value.
+
+    Produced by :func:`~skhypergrad.model_selection._outer_loop.assemble`;
+    the decision rule (:func:`~skhypergrad.model_selection._decision.decide`)
+    replaces ``params``, ``out`` and ``estimators`` with those of the values it
+    reports, and the race sets ``iter`` and ``n_resources``.
+
+    Attributes
+    ----------
+    params : dict
+        Outer and tuned values, ready for ``set_params``.
+    out : list of dict
+        One ``_fit_and_score``-style result per split, plus ``loss``.
+    path : list of dict
+        The hyper-step records up to this row's epochs.
+    values : dict
+        The tuned values per entry (for the path tables and the warnings).
+    entries : list
+        The tuned entries (family objects).
+    estimators : dict
+        The split estimators, where the settings keep them.
+    reported : str
+        The decision rule's proposal that is reported ("tuned" without one).
+    proposal_scores : dict
+        Every proposal's mean score on the decision's metric.
+    iter, n_resources : int or None
+        The halving search's iteration and epochs (None elsewhere).
+    """
+
+    params: dict
+    out: list
+    path: list
+    values: dict
+    entries: list
+    estimators: dict = field(default_factory=dict)
+    reported: str = "tuned"
+    proposal_scores: dict = field(default_factory=dict)
+    iter: int | None = None
+    n_resources: int | None = None
+
+
 def warn_skipped(rows) -> None:
     # Rows of one candidate share their path: count each step once.
-    paths = {id(r["path"][-1]): r["path"] for r in rows if r["path"]}
+    paths = {id(r.path[-1]): r.path for r in rows if r.path}
     steps = [rec for path in paths.values() for rec in path]
     skipped = sum(rec["skipped"] for rec in steps)
     if skipped:
@@ -33,8 +78,8 @@ def at_bounds(row) -> list:
     """The tuned entries of a row at a bound of their range (a scalar at it,
     or most values of a vector): ``(entry, "lower" or "upper", bound, share)``."""
     found = []
-    for entry in row.get("entries", ()):
-        value = row["values"].get(entry.name)
+    for entry in row.entries:
+        value = row.values.get(entry.name)
         if isinstance(value, dict):
             continue  # per-split values (one weight per training row)
         raw = np.asarray(entry.real.to_raw(value), dtype=float).reshape(-1)
@@ -53,8 +98,8 @@ def path_bounds(row) -> dict:
     """The tuned entries that reached a bound anywhere along the row's path:
     ``{name: (entry, "lower" or "upper", bound, epochs)}``."""
     found = {}
-    for entry in row.get("entries", ()):
-        hits = [r for r in row["path"] if entry.name in r["at_bound"]]
+    for entry in row.entries:
+        hits = [r for r in row.path if entry.name in r["at_bound"]]
         if not hits:
             continue
         raw = float(np.mean(entry.real.to_raw(hits[-1]["values"][entry.name])))
@@ -75,11 +120,10 @@ def warn_at_bounds(row) -> None:
     """Warn for each tuned entry of the reported row that reached a bound of
     its range, at its tuned value or anywhere along the path, with advice
     that fits what the score said of the tuned values."""
-    reported = row.get("reported", "tuned")
-    scores = row.get("proposal_scores", {})
+    reported, scores = row.reported, row.proposal_scores
     at_value = {e.name: (e, side, bound) for e, side, bound, _ in at_bounds(row)}
     along = path_bounds(row)
-    names = [e.name for e in row.get("entries", ())]
+    names = [e.name for e in row.entries]
     for name in [n for n in names if n in at_value or n in along]:
         entry, side, bound = at_value.get(name) or along[name][:3]
         where = (
@@ -114,27 +158,27 @@ def warn_at_bounds(row) -> None:
 
 
 def more_results(rows) -> dict:
-    n_splits = len(rows[0]["out"])
-    losses = np.array([[o["loss"] for o in r["out"]] for r in rows], dtype=float)
+    n_splits = len(rows[0].out)
+    losses = np.array([[o["loss"] for o in r.out] for r in rows], dtype=float)
     more = {f"split{k}_test_loss": losses[:, k] for k in range(n_splits)}
     more["mean_test_loss"] = losses.mean(1)
     more["std_test_loss"] = losses.std(1)
     # Ties share the best rank and failed rows come last, as GridSearchCV ranks.
     key = np.where(np.isnan(more["mean_test_loss"]), np.inf, more["mean_test_loss"])
     more["rank_test_loss"] = rankdata(key, method="min").astype(np.int32)
-    more["n_hypersteps"] = np.array([len(r["path"]) for r in rows])
+    more["n_hypersteps"] = np.array([len(r.path) for r in rows])
     more["n_skipped_hypersteps"] = np.array(
-        [sum(rec["skipped"] for rec in r["path"]) for r in rows]
+        [sum(rec["skipped"] for rec in r.path) for r in rows]
     )
-    reported = [r.get("reported", "tuned") for r in rows]
+    reported = [r.reported for r in rows]
     more["reported_values"] = np.array(reported, dtype=object)
     more["tuned_values_kept"] = np.array([name == "tuned" for name in reported])
     more["n_rejected_hypersteps"] = np.array(
-        [sum(rec["rejected"] for rec in r["path"]) for r in rows]
+        [sum(rec["rejected"] for rec in r.path) for r in rows]
     )
-    if "iter" in rows[0]:  # a halving search's iteration and its epochs
-        more["iter"] = np.array([r["iter"] for r in rows])
-        more["n_resources"] = np.array([r["n_resources"] for r in rows])
+    if rows[0].iter is not None:  # a halving search's iteration and its epochs
+        more["iter"] = np.array([r.iter for r in rows])
+        more["n_resources"] = np.array([r.n_resources for r in rows])
     return {k: list(v) for k, v in more.items()}
 
 

@@ -338,7 +338,7 @@ default=torch.optim.Adam
         results, rows = self._search(
             X, y, subspaces, splits, settings, net_params, progress
         )
-        self.multimetric_ = isinstance(rows[0]["out"][0]["test_scores"], dict)
+        self.multimetric_ = isinstance(rows[0].out[0]["test_scores"], dict)
         if self.refit or not self.multimetric_:
             with sklearn_errors("refit"):
                 self.best_index_ = int(
@@ -433,22 +433,22 @@ default=torch.optim.Adam
                 self._run_search(evaluate_candidates)
         finally:
             del self._space
-        out = [o for r in rows for o in r["out"]]
+        out = [o for r in rows for o in r.out]
         try:
             _warn_or_raise_about_fit_failures(out, self.error_score)
         except ValueError as exc:
             raise AllFitsFailedError(str(exc)) from exc
         warn_skipped(rows)
-        self.paths_ = [path_table(r["path"], r["values"]) for r in rows]
+        self.paths_ = [path_table(r.path, r.values) for r in rows]
         return self._results_so_far(rows, len(splits)), rows
 
     def _results_so_far(self, rows, n_splits) -> dict:
         """``cv_results_`` of the rows evaluated so far (what
         ``evaluate_candidates`` returns, as in ``BaseSearchCV``)."""
-        out = [o for r in rows for o in r["out"]]
+        out = [o for r in rows for o in r.out]
         with sklearn_errors("results"):
             return self._format_results(
-                [r["params"] for r in rows], n_splits, out, more_results(rows)
+                [r.params for r in rows], n_splits, out, more_results(rows)
             )
 
     def _evaluate(self, tasks, X, y, splits, settings, progress) -> list:

@@ -163,7 +163,7 @@ class _SingleFit(HypergradSearchCV):
         return splits
 
     def _refit(self, X, y, net_params, step, rows):
-        estimators = rows[self.best_index_]["estimators"]
+        estimators = rows[self.best_index_].estimators
         if not estimators:  # error_score="raise": not reached in practice
             raise AllFitsFailedError(f"{type(self).__name__}: the training failed.")
         self.best_estimator_ = estimators[0]

@@ -33,7 +33,7 @@ from skhypergrad import (
     ScoreConstants,
 )
 from skhypergrad.datasets import make_linear_oracle, ridge_cv_loss
-from skhypergrad.model_selection._results import warn_at_bounds
+from skhypergrad.model_selection._results import CandidateRow, warn_at_bounds
 
 
 class CaseMLP(nn.Module):
@@ -236,7 +236,7 @@ class ReportStart(DecisionRule):
     """A rule written in a test: train both, always report the start."""
 
     def propose(self, task, row):
-        tuned = {k: v for k, v in row["params"].items() if k not in task.outer_params}
+        tuned = {k: v for k, v in row.params.items() if k not in task.outer_params}
         return {"tuned": tuned, "start": dict(task.start)}
 
     def choose(self, scores):
@@ -316,13 +316,15 @@ def _row(reported, path_bound_epochs, value):
         }
         for e in range(10, 20)
     ]
-    return {
-        "entries": [entry],
-        "values": {entry.name: value},
-        "path": path,
-        "reported": reported,
-        "proposal_scores": {"tuned": 0.222, "start": 0.437},
-    }
+    return CandidateRow(
+        params={},
+        out=[],
+        path=path,
+        values={entry.name: value},
+        entries=[entry],
+        reported=reported,
+        proposal_scores={"tuned": 0.222, "start": 0.437},
+    )
 
 
 def test_a_bound_reached_along_the_path_warns_though_the_average_is_inside():

@@ -5,6 +5,7 @@ import math
 import pickle
 import re
 import warnings
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -224,14 +225,13 @@ def test_a_frozen_training_goes_on_as_if_never_frozen(
 
     straight, frozen = run(None), run(3)
 
-    assert len(straight["path"]) == len(frozen["path"]) >= 4
-    for a, b in zip(straight["path"], frozen["path"]):
+    assert len(straight.path) == len(frozen.path) >= 4
+    for a, b in zip(straight.path, frozen.path):
         assert a["values"] == b["values"]
         assert a["val_loss"] == b["val_loss"]
     for k in (0, 1):
         assert (
-            straight["snapshots"][6]["out"][k]["loss"]
-            == (frozen["snapshots"][6]["out"][k]["loss"])
+            straight.snapshots[6].out[k]["loss"] == (frozen.snapshots[6].out[k]["loss"])
         )
 
 
@@ -402,7 +402,9 @@ def test_ties_are_broken_as_scikit_learn_breaks_them():
     from skhypergrad.model_selection._race import _top
 
     means = [0.5, 0.7, 0.7, np.nan, 0.5, 0.7, 0.2]
-    scores = [(10 + i, {"out": [{"test_scores": m}]}) for i, m in enumerate(means)]
+    scores = [
+        (10 + i, SimpleNamespace(out=[{"test_scores": m}])) for i, m in enumerate(means)
+    ]
     results = {
         "iter": np.zeros(len(means), dtype=int),
         "mean_test_score": np.array(means),

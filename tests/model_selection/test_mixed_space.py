@@ -477,10 +477,11 @@ def test_verbose_two_labels_split_tables_and_prints_a_row_per_hyper_step(
 
 
 def test_rank_test_loss_ranks_ties_as_grid_search_does():
-    from skhypergrad.model_selection._results import more_results
+    from skhypergrad.model_selection._results import CandidateRow, more_results
 
     def row(loss):
-        return {"out": [{"loss": loss}, {"loss": loss}], "path": []}
+        out = [{"loss": loss}, {"loss": loss}]
+        return CandidateRow(params={}, out=out, path=[], values={}, entries=[])
 
     more = more_results([row(0.5), row(0.2), row(0.5), row(float("nan"))])
 

@@ -1,4 +1,4 @@
-"""What the search tells about its worker processes and its progress (``verbose >= 1``)."""
+"""What the search tells of its worker processes and its progress (verbose >= 1)."""
 
 import pytest
 
