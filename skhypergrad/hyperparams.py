@@ -237,8 +237,8 @@ class Tuned:
     --------
     >>> from scipy.stats import uniform
     >>> from skhypergrad import Tuned
-    >>> Tuned(uniform(0.0, 0.6)).distribution.support()
-    (np.float64(0.0), np.float64(0.6))
+    >>> [float(v) for v in Tuned(uniform(0.0, 0.6)).distribution.support()]
+    [0.0, 0.6]
     """
 
     def __init__(self, distribution):
