@@ -64,10 +64,6 @@ EXPECTED_FAILED_CHECKS = {
         "skorch-style hyper_optimizer__<name> arguments); set_params rejects it "
         "as an unknown parameter, as BaseEstimator does"
     ),
-    "check_methods_subset_invariance": (
-        "float32 networks: a batch of a different size rounds differently "
-        "(differences of ~2e-7 in float32 predictions)"
-    ),
     "check_regressors_no_decision_function": (
         "skorch's NeuralNetRegressor inherits predict_proba from NeuralNet, and the "
         "search delegates every method its estimator has, as GridSearchCV does."
