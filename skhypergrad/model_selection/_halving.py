@@ -170,7 +170,7 @@ n_features_in_, feature_names_in_
     def __init__(
         self,
         estimator,
-        param_distributions,
+        param_distributions=None,
         *,
         n_candidates="exhaust",
         factor=3,

@@ -135,6 +135,15 @@ class HyperOptionsMixin:
 
     def _check_kwargs(self) -> None:
         unknown = getattr(self, "_unknown_kwargs", None)
+        if "param_grid" in (unknown or ()) or self.param_distributions is None:
+            got = "param_grid=" if "param_grid" in (unknown or ()) else "no grid"
+            raise InvalidParameterError(
+                f"{type(self).__name__} got {got}: it takes its grid or "
+                "distributions as param_distributions (GridSearchCV's param_grid, "
+                "RandomizedSearchCV's param_distributions), in the same form. "
+                f"Write {type(self).__name__}(net, {{...}}) or "
+                "param_distributions={...}."
+            )
         if unknown:
             moved = [
                 f"{name} is now {_MOVED[name]}" for name in unknown if name in _MOVED

@@ -65,6 +65,8 @@ class HypergradSearchCV(HyperOptionsMixin, DataBoundaryMixin, BaseSearchCV):
         A skorch ``NeuralNetClassifier`` / ``NeuralNetRegressor`` /
         ``NeuralNet``, or a ``Pipeline`` whose last step is one.
     param_distributions : dict or list of dict
+        Required: the grid ``GridSearchCV`` takes as ``param_grid`` (or the
+        distributions of ``RandomizedSearchCV``), in the same form.
         Name -> list, scipy distribution or continuous range
         (``skhypergrad.Real``, ``scipy.stats.loguniform`` / ``uniform``,
         ``PerLayer(range)`` / ``PerParameter(range)`` for weight decay).
@@ -247,7 +249,7 @@ default=torch.optim.Adam
     def __init__(
         self,
         estimator,
-        param_distributions,
+        param_distributions=None,
         *,
         n_iter=10,
         scoring=None,
@@ -305,12 +307,12 @@ default=torch.optim.Adam
         -------
         self : HypergradSearchCV
         """
+        self._check_kwargs()
         validate_params(
             self._parameter_constraints,
             self.get_params(deep=False),
             type(self).__name__,
         )
-        self._check_kwargs()
         self._forget_fit()
         net, step = split_estimator(self.estimator)
         subspaces = resolve_space(self.param_distributions, net, step, self.estimator)

@@ -72,7 +72,7 @@ class _SingleFit(HypergradSearchCV):
     def __init__(
         self,
         estimator,
-        param_distributions,
+        param_distributions=None,
         *,
         validation_fraction=0.1,
         scoring=None,

@@ -132,6 +132,8 @@ def _tuned_entry(name, local, distribution, net):
         return None
     family = claiming_family(local, distribution, net)
     if family is None:
+        if _is_continuous(distribution):
+            _explain_drawn(name, local, distribution, net)
         return None
     if _is_list(distribution):
         warnings.warn(
@@ -169,6 +171,71 @@ def _forced_entry(name, local, distribution, net):
             "the entry without Tuned."
         )
     return family.from_entry(name, local, distribution, net)
+
+
+def _is_continuous(distribution) -> bool:
+    """A range (``Real`` or a continuous scipy distribution), not a list."""
+    if isinstance(distribution, Real):
+        return True
+    return hasattr(distribution, "rvs") and not _is_discrete(distribution)
+
+
+def _explain_drawn(name, local, distribution, net) -> None:
+    """Say, before training, that a continuous range no family tunes is drawn
+    (or refuse it where the drawn floats cannot be set: an integer argument)."""
+    shown = format_distribution(distribution)
+    current = _current_value(net, local)
+    if isinstance(current, int | np.integer) and not isinstance(current, bool):
+        low, high = _support(distribution)
+        raise InvalidHyperparameterError(
+            f"{name!r} is an integer ({current!r} now), but {shown} draws floats "
+            f"in [{low:g}, {high:g}], which it cannot take (a layer size or a "
+            f"count). Give a list of values, e.g. [{int(low)}, "
+            f"{int((low + high) / 2)}, {int(high)}], or an integer distribution "
+            f"such as scipy.stats.randint({int(low)}, {int(high) + 1})."
+        )
+    reason = ""
+    try:
+        explain_unclaimed(name, local, distribution, net)
+    except InvalidHyperparameterError as exc:
+        reason = f" ({exc})"
+    warnings.warn(
+        f"{name!r} is given as the continuous range {shown}, but no hyperparameter "
+        f"family can tune it by hypergradients here{reason}. It is drawn instead, "
+        "as RandomizedSearchCV would (n_iter draws, one training per draw and "
+        f"split). Wrap it in skhypergrad.Sampled({shown}) to draw it without this "
+        "warning.",
+        UserWarning,
+        stacklevel=5,
+    )
+
+
+def _support(distribution) -> tuple:
+    if isinstance(distribution, Real):
+        return float(distribution.low), float(distribution.high)
+    return tuple(float(v) for v in distribution.support())
+
+
+def _current_value(net, local):
+    """The value a net parameter has now: set on the net, or the default of
+    the module's (criterion's...) argument; None if unknown."""
+    if net is None or local is None:
+        return None
+    params = net.get_params(deep=False)
+    if local in params:
+        return params[local]
+    prefix, _, arg = local.partition("__")
+    owner = params.get(prefix)
+    if owner is None or not arg or "__" in arg:
+        return None
+    init = owner if isinstance(owner, type) else type(owner)
+    try:
+        parameter = inspect.signature(init.__init__).parameters.get(arg)
+    except (TypeError, ValueError):
+        return None
+    if isinstance(owner, type) or parameter is None:
+        return None if parameter is None else parameter.default
+    return getattr(owner, arg, parameter.default)
 
 
 def _is_list(value) -> bool:

@@ -4,6 +4,7 @@ a continuous target given to a classifier, a functional dropout, the types in
 
 import numbers
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -34,6 +35,7 @@ from skhypergrad.model_selection._space import (
     resolve_space,
 )
 from skhypergrad.net import split_estimator
+from skhypergrad.utils._validation import InvalidParameterError
 
 from .conftest import MLP
 
@@ -336,3 +338,64 @@ def test_best_params_hold_python_numbers(classification_data, make_classifier):
     for params in search.cv_results_["params"]:
         _python_numbers(params)
     assert "np." not in repr(search.best_params_)
+
+
+# ------------------------------------------------- first contact, second round
+def test_param_grid_names_param_distributions(classification_data, make_classifier):
+    X, y = classification_data
+    search = HypergradSearchCV(
+        make_classifier(), param_grid={"optimizer__weight_decay": [1e-3]}
+    )
+    with pytest.raises(
+        InvalidParameterError, match="param_distributions \\(GridSearch"
+    ):
+        search.fit(X, y)
+
+
+def test_a_float_range_on_an_integer_argument_names_randint(
+    classification_data, make_classifier
+):
+    X, y = classification_data
+    search = HypergradSearchCV(make_classifier(), {"module__hidden": uniform(16, 64)})
+    with pytest.raises(InvalidHyperparameterError, match="randint\\(16, 81\\)") as info:
+        search.fit(X, y)
+    assert "'module__hidden' is an integer (16 now)" in str(info.value)
+
+
+class FunctionalDropout(torch.nn.Module):
+    """Dropout applied in forward (F.dropout), with no nn.Dropout layer."""
+
+    def __init__(self, rate=0.0):
+        super().__init__()
+        self.rate = rate
+        self.hidden = torch.nn.Linear(6, 8)
+        self.output = torch.nn.Linear(8, 3)
+
+    def forward(self, X):
+        hidden = torch.relu(self.hidden(X))
+        return self.output(F.dropout(hidden, self.rate, self.training))
+
+
+def test_a_range_no_family_can_tune_says_so_and_names_sampled(classification_data):
+    X, y = classification_data
+    net = NeuralNetClassifier(
+        FunctionalDropout,
+        criterion=nn.CrossEntropyLoss,
+        max_epochs=2,
+        train_split=None,
+        verbose=0,
+    )
+    search = HypergradSearchCV(net, {"module__rate": uniform(0.0, 0.5)}, n_iter=2, cv=2)
+    with pytest.warns(UserWarning, match="no hyperparameter family can tune it") as w:
+        search.fit(X, y)
+    message = str(w[0].message)
+    assert "F.dropout" in message  # the dropout family's own reason
+    assert "skhypergrad.Sampled(uniform(0.0, 0.5))" in message
+    assert len(search.cv_results_["params"]) == 2  # drawn, as it said
+
+    # Sampled draws it without a word.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        HypergradSearchCV(
+            net, {"module__rate": Sampled(uniform(0.0, 0.5))}, n_iter=2, cv=2
+        ).fit(X, y)
