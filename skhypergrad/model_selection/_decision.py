@@ -91,6 +91,11 @@ class DecisionRule(Options):
         best = max(finite.values())
         return next(k for k, v in finite.items() if v == best)
 
+    def n_planned(self, task):
+        """How many value sets :meth:`propose` gives a row of ``task`` at
+        most, for the progress bar's total (None: cannot say beforehand)."""
+        return None
+
     def _validate_options(self) -> None:
         """Check the options (none in the base class)."""
 
@@ -141,10 +146,16 @@ class ScoreConstants(DecisionRule):
                 f"a non-empty tuple of distinct names among {list(_PROPOSALS)}",
             )
 
+    def n_planned(self, task) -> int:
+        """The proposals that apply to ``task``'s entries."""
+        if _scalar(task):
+            return len(self.proposals)
+        return int("tuned" in self.proposals)
+
     def propose(self, task, row) -> dict:
         """The tuned values, and the starting values and path's best where
         every tuned entry is a scalar (see the class parameters)."""
-        scalar = all(e.granularity == "scalar" and not e.per_fold for e in task.entries)
+        scalar = _scalar(task)
         out = {}
         for name in self.proposals:
             if name == "tuned":
@@ -154,6 +165,10 @@ class ScoreConstants(DecisionRule):
             elif name == "path_best" and scalar and row.path:
                 out[name] = _path_best(task, row.path)
         return out
+
+
+def _scalar(task) -> bool:
+    return all(e.granularity == "scalar" and not e.per_fold for e in task.entries)
 
 
 def tuned_values(task, row) -> dict:

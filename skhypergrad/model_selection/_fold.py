@@ -142,7 +142,7 @@ def build_fold(fold, estimator, step, X, y, entries, settings, fit_params):
         "train_split": predefined_split(Dataset(Xt_val, y_val)) if validates else None,
         "callbacks": callbacks,
     }
-    if settings.verbose < 2:
+    if settings.verbose < 3:
         overrides["verbose"] = 0
     for entry in entries:
         overrides.update(entry.net_overrides(net))
@@ -150,7 +150,7 @@ def build_fold(fold, estimator, step, X, y, entries, settings, fit_params):
     net.initialize()
     _select_rows(fold, net, X)
     _private_files(fold, net)
-    if settings.verbose >= 2:
+    if settings.verbose >= 3:
         _label_epoch_tables(net, f"split {fold.index}")
     _materialize_lazy(net, Xt_tr)
     check_skorch_traps(net, Xt_tr, y_tr)

@@ -282,7 +282,7 @@ n_features_in_, feature_names_in_
         name = tasks[0].prefix + "max_epochs"
         tasks = [dataclasses.replace(t, epochs=epochs, epochs_name=name) for t in tasks]
         rule = self._decision_rule()
-        progress.start_race(tasks, len(splits), rungs, rule is not None)
+        progress.start_race(tasks, len(splits), rungs, rule)
         jobs = {"n_jobs": self.n_jobs, "pre_dispatch": self.pre_dispatch}
         tuning = dataclasses.replace(settings, keep_estimators=False)
         rows, finalists, n_candidates = race(

@@ -1,7 +1,9 @@
 """What the search shows while it runs: with ``verbose >= 1`` GridSearchCV's
 summary line and a tqdm bar over the epochs every candidate trains, to the end
-of the refit; with ``verbose >= 2`` also a table row per hyper-step, and the
-split networks' own epoch tables, each line labelled with its split."""
+of the refit (its total planned from the start: the tuning trainings, the
+decision rule's constant trainings and the refit); with ``verbose >= 2`` also a
+table row per hyper-step; with ``verbose >= 3`` the split networks' own epoch
+tables too, each line labelled with its split."""
 
 from __future__ import annotations
 
@@ -27,55 +29,61 @@ class SearchProgress:
         self.refit = refit
         self.bar = None
         self._last = None
+        # Candidate-epochs of constant trainings planned but not yet run (None
+        # where the decision rule cannot say beforehand).
+        self._planned = 0
 
-    def start(self, tasks, n_splits, n_starts, rescore=False) -> None:
-        """Print the summary line and open the bar (``verbose >= 1`` only)."""
+    def start(self, tasks, n_splits, n_starts, rule=None) -> None:
+        """Print the summary line and open the bar (``verbose >= 1`` only);
+        a later call (a sequential strategy's next batch) adds to it."""
         if self.verbose < 1:
             return
         from tqdm.auto import tqdm
 
         n_candidates = len(tasks) // n_starts
+        constants = _constant_epochs(rule, tasks)
         tqdm.write(
             f"Fitting {n_splits} folds for each of {n_candidates} candidates "
             f"({n_starts} starting point{'s' if n_starts > 1 else ''} each), "
             f"totalling {len(tasks) * n_splits} trainings"
-            + (
-                "; then every split trains the tuned values again as constants "
-                "(and the starting values where the tuned ones look suspect; "
-                "rescore=True)"
-                if rescore and any(t.entries for t in tasks)
-                else ""
-            )
+            + _constants_text(rule, tasks, "the tuned and the starting values")
         )
-        total = sum(max(t.epochs) for t in tasks) + bool(self.refit)
+        total = sum(max(t.epochs) for t in tasks) + (constants or 0)
+        self._plan(constants)
+        if self.bar is not None:
+            self.extend(total, planned=True)
+            return
+        total += bool(self.refit)
         self.bar = tqdm(total=total, unit="epoch", desc="HypergradSearchCV")
 
-    def start_race(self, tasks, n_splits, rungs, rescore=False) -> None:
+    def start_race(self, tasks, n_splits, rungs, rule=None) -> None:
         """The halving search's summary line and bar (``verbose >= 1`` only)."""
         if self.verbose < 1:
             return
         from tqdm.auto import tqdm
 
-        n, planned, done = len(tasks), 0, 0
+        n, planned, done, finalists = len(tasks), 0, 0, len(tasks)
         for until in rungs.n_resources:
             planned += n * (until - done)
+            finalists = n
             n, done = math.ceil(n / rungs.factor), until
+        constants = _constant_epochs(rule, tasks[:finalists])
         tqdm.write(
             f"Racing {len(tasks)} candidates over {n_splits} folds by successive "
             f"halving: ranked after {rungs.n_resources} epochs, keeping the best "
             f"1/{rungs.factor:g} each time; the survivors train on"
-            + (
-                "; then every split trains the last ones' values again as "
-                "constants (rescore=True)"
-                if rescore and any(t.entries for t in tasks)
-                else ""
-            )
+            + _constants_text(rule, tasks, "the last ones' tuned and starting values")
         )
+        self._plan(constants)
         self.bar = tqdm(
-            total=planned + bool(self.refit),
+            total=planned + (constants or 0) + bool(self.refit),
             unit="epoch",
             desc="HalvingHypergradSearchCV",
         )
+
+    def _plan(self, constants) -> None:
+        if self._planned is not None:
+            self._planned = None if constants is None else self._planned + constants
 
     def rung(self, itr, n_candidates, n_resources) -> None:
         """Say which iteration of the race starts (``verbose >= 2``)."""
@@ -85,9 +93,15 @@ class SearchProgress:
                 f"{'s' if n_candidates != 1 else ''}, trained to {n_resources} epochs"
             )
 
-    def extend(self, epochs) -> None:
-        """Plan ``epochs`` more candidate-epochs (the constant trainings)."""
-        if self.bar is not None and epochs:
+    def extend(self, epochs, planned=False) -> None:
+        """The constant trainings of ``epochs`` candidate-epochs start: the
+        bar's total, planned at the start, is corrected where proposals
+        coincided (one training serves them) or could not be planned."""
+        if self.bar is None:
+            return
+        if not planned and self._planned is not None:
+            epochs, self._planned = epochs - self._planned, 0
+        if epochs:
             self.bar.total += epochs
             self.bar.refresh()
 
@@ -203,6 +217,23 @@ def _short(value) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "nan"
     return f"{value:.3g}"
+
+
+def _constant_epochs(rule, tasks):
+    """Candidate-epochs the rule's constant trainings take at most (None if
+    the rule cannot say)."""
+    if rule is None:
+        return 0
+    counts = [rule.n_planned(t) if t.entries else 0 for t in tasks]
+    if any(c is None for c in counts):
+        return None
+    return sum(c * max(t.epochs) for c, t in zip(counts, tasks))
+
+
+def _constants_text(rule, tasks, what) -> str:
+    if rule is None or not any(t.entries for t in tasks):
+        return ""
+    return f"; then every split trains {what} as constants (rescore={rule!r})"
 
 
 __all__ = ["SearchProgress"]

@@ -95,8 +95,8 @@ return_train_score
         defaults to False. ``verbose=1`` prints GridSearchCV's summary line
         and shows a tqdm progress bar over the epochs of every candidate and
         the refit, with the last validation loss and tuned values; ``verbose=2``
-        adds a line per hyper-step and the split networks' epoch tables, each
-        line prefixed ``[split k]``; 0 is silent.
+        adds a line per hyper-step; ``verbose=3`` also the split networks'
+        own epoch tables, each line prefixed ``[split k]``; 0 is silent.
     random_state : int, RandomState instance or None, default=None
         Seeds the networks, minibatches, outer draws, starting points and
         refit. The same value repeats a CPU run exactly.
@@ -465,7 +465,7 @@ default=torch.optim.Adam
             len(tasks) * len(splits),
         )
         rule = self._decision_rule()
-        progress.start(tasks, len(splits), self.n_starts, rule is not None)
+        progress.start(tasks, len(splits), self.n_starts, rule)
         # Split estimators, where kept, come from the constant trainings.
         tuning = replace(settings, keep_estimators=False) if rule else settings
         jobs = {"n_jobs": self.n_jobs, "pre_dispatch": self.pre_dispatch}

@@ -1,6 +1,7 @@
 """The whole grid in one search: outer entries searched as GridSearchCV /
 RandomizedSearchCV would, continuous entries tuned inside each candidate."""
 
+import re
 import warnings
 
 import numpy as np
@@ -441,9 +442,8 @@ def test_verbose_shows_summary_and_a_bar_to_the_end_of_the_refit(
     assert "totalling 4 trainings" in captured.out
     err = captured.err
     assert "HypergradSearchCV: 100%" in err
-    # 2 candidates x 3 epochs of tuning, 3 constant trainings of 3 epochs
-    # (the tuned and the starting values of one candidate, and of the other,
-    # whose tuned values are its starting ones, one training), and the refit.
+    # 2 candidates x 3 epochs of tuning, 2 x 2 constant trainings of 3 epochs
+    # (each candidate's tuned and starting values), and the refit.
     assert "19/19" in err
 
 
@@ -458,7 +458,7 @@ def test_verbose_zero_prints_nothing(classification_data, make_classifier, capsy
 
 
 @pytest.mark.parametrize("n_jobs", [1, 2])
-def test_verbose_two_labels_split_tables_and_prints_a_row_per_hyper_step(
+def test_verbose_two_prints_a_row_per_hyper_step_and_no_epoch_tables(
     classification_data, make_classifier, capsys, n_jobs
 ):
     X, y = classification_data
@@ -471,9 +471,35 @@ def test_verbose_two_labels_split_tables_and_prints_a_row_per_hyper_step(
     steps = [line for line in out.splitlines() if line.startswith("hyper-step after")]
     assert len(steps) == len(search.path_["epoch"])
     assert "weight_decay=" in steps[0]
-    if n_jobs == 1:  # worker processes print their tables where they run
-        assert "[split 0]   epoch    train_loss" in out
-        assert "[split 1]" in out
+    assert "train_loss" not in out  # the search's own lines only
+
+
+def test_verbose_three_adds_the_split_nets_labelled_tables(
+    classification_data, make_classifier, capsys
+):
+    X, y = classification_data
+    net = make_classifier(max_epochs=4)
+
+    _search(net, {"optimizer__weight_decay": DECAY}, verbose=3).fit(X, y)
+
+    out = capsys.readouterr().out
+    assert "[split 0]   epoch    train_loss" in out
+    assert "[split 1]" in out
+
+
+def test_the_progress_bar_knows_its_total_from_the_start(
+    classification_data, make_classifier, capsys
+):
+    # 3 epochs of tuning, 2 constant trainings (tuned and starting values) of
+    # 3 epochs, and the refit: the total is 10 from the first frame on.
+    X, y = classification_data
+    _search(
+        make_classifier(max_epochs=3), {"optimizer__weight_decay": DECAY}, verbose=1
+    ).fit(X, y)
+
+    err = capsys.readouterr().err
+    totals = set(re.findall(r"\d+/(\d+) \[", err))
+    assert totals == {"10"}
 
 
 def test_rank_test_loss_ranks_ties_as_grid_search_does():
