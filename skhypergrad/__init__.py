@@ -46,6 +46,13 @@ _LAZY = {
     "InputNoise": "skhypergrad.callbacks",
     "SampleWeight": "skhypergrad.callbacks",
     "hypergradient": "skhypergrad.hypergrad",
+    # What users configure a search with, importable from the top.
+    "OuterOptimizer": "skhypergrad.hypergrad",
+    "CosineSchedule": "skhypergrad.hypergrad",
+    "CG": "skhypergrad.hypergrad",
+    "Neumann": "skhypergrad.hypergrad",
+    "Exact": "skhypergrad.hypergrad",
+    "Identity": "skhypergrad.hypergrad",
     "InvalidParameterError": "skhypergrad.utils._validation",
 }
 
