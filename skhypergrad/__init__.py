@@ -14,7 +14,7 @@ __version__ = "0.1.0.dev0"
 _LAZY = {
     "HypergradSearchCV": "skhypergrad.model_selection",
     "HalvingHypergradSearchCV": "skhypergrad.model_selection",
-    "DatasetDistiller": "skhypergrad.model_selection",
+    "DatasetDistiller": "skhypergrad.distillation",
     "DecisionRule": "skhypergrad.model_selection",
     "ScoreConstants": "skhypergrad.model_selection",
     "HypergradClassifier": "skhypergrad.model_selection",

@@ -23,10 +23,10 @@ from torch.func import functional_call
 from torch.nn import functional as F
 
 from skhypergrad import DatasetDistiller, InvalidParameterError
+from skhypergrad.distillation import _distill
+from skhypergrad.distillation._distill import _losses
 from skhypergrad.exceptions import InvalidInputError, UnsupportedEstimatorError
 from skhypergrad.hypergrad import unrolled_hypergradient
-from skhypergrad.model_selection import _distill
-from skhypergrad.model_selection._distill import _losses
 
 
 class Tiny(nn.Module):

@@ -157,7 +157,7 @@ FAMILY_NAMES = sorted(
 
 @pytest.mark.parametrize(
     "path",
-    sorted((PACKAGE / "model_selection").glob("*.py")),
+    sorted((PACKAGE / "model_selection").rglob("*.py")),
     ids=lambda p: p.name,
 )
 def test_the_search_names_no_family_and_no_family_module(path):
@@ -170,7 +170,34 @@ def test_the_search_names_no_family_and_no_family_module(path):
         if isinstance(n, ast.ImportFrom)
         for alias in n.names
     }
-    modules = [m for m in _relative_imports(path) if m.startswith("..families.")]
+    modules = [
+        m for m in _relative_imports(path) if m.lstrip(".").startswith("families.")
+    ]
 
     assert not (names & set(FAMILY_NAMES)), sorted(names & set(FAMILY_NAMES))
     assert not modules, modules
+
+
+ESTIMATOR_MODULES = ("_search", "_halving", "_single_fit")
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted((PACKAGE / "model_selection" / "_training").glob("*.py")),
+    ids=lambda p: p.name,
+)
+def test_the_training_machinery_never_imports_the_estimators(path):
+    reached = [
+        m
+        for m in _relative_imports(path)
+        if m.startswith("..") and m.lstrip(".").split(".")[0] in ESTIMATOR_MODULES
+    ]
+    assert not reached, f"{path.name} imports {reached}"
+
+
+@pytest.mark.parametrize(
+    "path", sorted((PACKAGE / "distillation").glob("*.py")), ids=lambda p: p.name
+)
+def test_the_distiller_sits_outside_the_search_code(path):
+    reached = [m for m in _relative_imports(path) if "model_selection" in m]
+    assert not reached, f"{path.name} imports {reached}"

@@ -1,13 +1,11 @@
 """scikit-learn estimators that search hyperparameters with hypergradients."""
 
 from ._decision import DecisionRule, ScoreConstants
-from ._distill import DatasetDistiller
 from ._halving import HalvingHypergradSearchCV
 from ._search import HypergradSearchCV
 from ._single_fit import HypergradClassifier, HypergradRegressor
 
 __all__ = [
-    "DatasetDistiller",
     "DecisionRule",
     "HalvingHypergradSearchCV",
     "HypergradClassifier",

@@ -32,10 +32,10 @@ import numpy as np
 from joblib import delayed, hash
 
 from ..hypergrad._options import Options, invalid
-from ._dispatch import run_jobs
-from ._exchange import LocalExchange
-from ._outer_loop import assemble, run_splits
 from ._tasks import with_params
+from ._training._dispatch import run_jobs
+from ._training._exchange import LocalExchange
+from ._training._outer_loop import assemble, run_splits
 
 logger = logging.getLogger("skhypergrad")
 

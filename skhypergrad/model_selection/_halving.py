@@ -17,10 +17,10 @@ from ..hypergrad._options import is_count
 from ..net import split_estimator
 from ..utils._validation import Interval, StrOptions
 from ._decision import decide
-from ._dispatch import lost_workers
-from ._race import plan_rungs, race
 from ._search import HypergradSearchCV
 from ._space import make_candidates
+from ._training._dispatch import lost_workers
+from ._training._race import plan_rungs, race
 
 
 class HalvingHypergradSearchCV(HypergradSearchCV):

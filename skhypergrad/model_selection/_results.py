@@ -17,7 +17,7 @@ class CandidateRow:
     """One row of ``cv_results_``: a candidate from one starting point, read
     off at one ``max_epochs`` value.
 
-    Produced by :func:`~skhypergrad.model_selection._outer_loop.assemble`;
+    Produced by :func:`~skhypergrad.model_selection._training._outer_loop.assemble`;
     the decision rule (:func:`~skhypergrad.model_selection._decision.decide`)
     replaces ``params``, ``out`` and ``estimators`` with those of the values it
     reports, and the race sets ``iter`` and ``n_resources``.

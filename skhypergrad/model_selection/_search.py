@@ -29,13 +29,13 @@ from ..utils._validation import (
 )
 from ._boundary import DataBoundaryMixin, net_fit_params
 from ._decision import decide
-from ._dispatch import lost_workers, one_pool, run_tasks
 from ._hyper_options import HYPER_CONSTRAINTS, HyperOptionsMixin
-from ._outer_loop import Settings
 from ._progress import SearchProgress
 from ._results import more_results, path_table, warn_at_bounds, warn_skipped
 from ._space import as_candidates, make_candidates, resolve_space
 from ._tasks import make_tasks
+from ._training._dispatch import lost_workers, one_pool, run_tasks
+from ._training._outer_loop import Settings
 
 logger = logging.getLogger("skhypergrad")
 

@@ -32,10 +32,10 @@ from skhypergrad import (
     Tuned,
     UnsupportedEstimatorError,
 )
-from skhypergrad.model_selection._exchange import LocalExchange
-from skhypergrad.model_selection._outer_loop import RNG_LOCK, begin
-from skhypergrad.model_selection._race import freeze, plan_rungs, thaw
 from skhypergrad.model_selection._tasks import make_tasks
+from skhypergrad.model_selection._training._exchange import LocalExchange
+from skhypergrad.model_selection._training._outer_loop import RNG_LOCK, begin
+from skhypergrad.model_selection._training._race import freeze, plan_rungs, thaw
 from skhypergrad.net import split_estimator
 
 WIDTHS = [2, 4, 8, 16, 24, 32, 48, 64, 96]
@@ -399,7 +399,7 @@ def test_verbose_says_what_is_raced_and_the_bar_reaches_its_end(
 def test_ties_are_broken_as_scikit_learn_breaks_them():
     from sklearn.model_selection._search_successive_halving import _top_k
 
-    from skhypergrad.model_selection._race import _top
+    from skhypergrad.model_selection._training._race import _top
 
     means = [0.5, 0.7, 0.7, np.nan, 0.5, 0.7, 0.2]
     scores = [
@@ -493,7 +493,7 @@ def test_a_frozen_training_does_not_carry_the_data(make_classifier):
     rows on the other side."""
     from sklearn.datasets import make_classification
 
-    from skhypergrad.model_selection._race import Frozen
+    from skhypergrad.model_selection._training._race import Frozen
 
     X, y = _cast(
         *make_classification(4000, 64, n_informative=10, n_classes=3, random_state=0)

@@ -394,7 +394,7 @@ def test_warm_start_solves_from_the_split_previous_solution(
     classification_data, make_classifier, monkeypatch, warm_start
 ):
     from skhypergrad.hypergrad import CG
-    from skhypergrad.model_selection import _hyper_step
+    from skhypergrad.model_selection._training import _hyper_step
 
     calls = []
     original = _hyper_step.net_hypergradient

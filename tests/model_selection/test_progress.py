@@ -31,7 +31,7 @@ def test_within_one_pool_jobs_go_in_groups_of_one_per_worker():
     """Under a backend that hands back one list per call (Ray), the fit's
     pool gets the jobs a group at a time, so results (and the bar) come as
     each group finishes, in order."""
-    from skhypergrad.model_selection import _dispatch
+    from skhypergrad.model_selection._training import _dispatch
 
     calls = []
 

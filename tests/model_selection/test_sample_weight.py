@@ -25,7 +25,7 @@ from skhypergrad import (
     PerSample,
     SampleWeight,
 )
-from skhypergrad.model_selection import _outer_loop as outer_loop
+from skhypergrad.model_selection._training import _outer_loop as outer_loop
 from skhypergrad.sample_weights import _TrackRows
 
 NAME = "callbacks__weights__weight"

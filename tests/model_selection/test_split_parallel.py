@@ -10,7 +10,7 @@ from sklearn.model_selection import KFold
 from skorch.callbacks import Callback
 
 from skhypergrad import HypergradSearchCV
-from skhypergrad.model_selection import _dispatch as dispatch
+from skhypergrad.model_selection._training import _dispatch as dispatch
 
 DECAY = loguniform(1e-5, 1e-1)
 

@@ -16,15 +16,16 @@ from dataclasses import dataclass
 
 import torch
 
-from ..exceptions import (
+from ...exceptions import (
     InvalidInputError,
     SkHypergradError,
 )
-from ..families import SplitValues, merge_best_params
-from ..hypergrad import OuterOptimizer
-from ..hypergrad._options import is_count
-from ..penalties import parameter_layout
-from ..utils._random import spawn_seeds
+from ...families import SplitValues, merge_best_params
+from ...hypergrad import OuterOptimizer
+from ...hypergrad._options import is_count
+from ...penalties import parameter_layout
+from ...utils._random import spawn_seeds
+from .._results import CandidateRow
 from ._exchange import GlooExchange, LocalExchange, gather_values
 from ._fold import (
     Fold,
@@ -36,7 +37,6 @@ from ._fold import (
     start_training,
 )
 from ._hyper_step import HyperState, hyper_step
-from ._results import CandidateRow
 
 logger = logging.getLogger("skhypergrad")
 RNG_LOCK = threading.Lock()
@@ -92,7 +92,7 @@ def run_split(task, X, y, splits, index, address, settings):
 
     The other splits of the candidate run in other workers; at every
     hyper-step they exchange their hypergradients through gloo
-    (:class:`~skhypergrad.model_selection._exchange.GlooExchange`), so the
+    (:class:`~skhypergrad.model_selection._training._exchange.GlooExchange`), so the
     candidate's results are those of :func:`run_candidate`. Returns this
     split's part, for :func:`assemble`.
     """
@@ -171,7 +171,7 @@ class Training:
     continued to ``max(task.epochs)`` gives what one call would.
     :meth:`part` reads what the splits give so far; :meth:`finish` ends the
     training. The halving search keeps its survivors' trainings this way
-    (between processes: :func:`~skhypergrad.model_selection._race.freeze`).
+    (between processes: :func:`~skhypergrad.model_selection._training._race.freeze`).
     """
 
     def __init__(self, task, folds, exchange, settings):

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..bilevel import net_hypergradient, sample_batch
+from ...bilevel import net_hypergradient, sample_batch
 from ._exchange import gather_values
 from ._fold import validation_loss
 

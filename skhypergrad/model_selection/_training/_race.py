@@ -27,9 +27,9 @@ try:  # joblib >= 1.5 depends on it; older joblib vendors it
 except ImportError:  # pragma: no cover
     from joblib.externals import cloudpickle
 
-from .._callback_base import SearchCallback
-from ..exceptions import UnsupportedEstimatorError
-from ..utils._validation import InvalidParameterError
+from ..._callback_base import SearchCallback
+from ...exceptions import UnsupportedEstimatorError
+from ...utils._validation import InvalidParameterError
 from ._dispatch import _refuse_threads, lost_workers, run_jobs
 from ._exchange import LocalExchange
 from ._fold import portable, restore

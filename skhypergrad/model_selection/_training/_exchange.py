@@ -32,7 +32,7 @@ import socket
 
 import torch
 
-from ..exceptions import ParallelWorkerError
+from ...exceptions import ParallelWorkerError
 
 # A stuck peer (a worker killed by the system) is only waited for this long;
 # joblib kills the remaining workers of a failed search well before.

@@ -18,12 +18,12 @@ from skorch.callbacks import Callback, PrintLog
 from skorch.dataset import Dataset
 from skorch.helper import predefined_split
 
-from .._compat import _check_method_params, _num_samples, _safe_indexing, _score
-from ..callbacks import SearchCallback
-from ..exceptions import InvalidInputError
-from ..net import check_skorch_traps
-from ..penalties import trainable_parameters
-from ._progress import print_labelled
+from ..._compat import _check_method_params, _num_samples, _safe_indexing, _score
+from ...callbacks import SearchCallback
+from ...exceptions import InvalidInputError
+from ...net import check_skorch_traps
+from ...penalties import trainable_parameters
+from .._progress import print_labelled
 
 HOOKS_NAME = "skhypergrad_hooks"
 STREAM_NAME = "skhypergrad_stream"

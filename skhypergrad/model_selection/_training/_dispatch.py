@@ -18,8 +18,8 @@ import time
 import torch
 from joblib import Parallel, delayed, effective_n_jobs
 
-from ..exceptions import ParallelWorkerError
-from ..utils._validation import InvalidParameterError
+from ...exceptions import ParallelWorkerError
+from ...utils._validation import InvalidParameterError
 from ._exchange import Rendezvous
 from ._outer_loop import assemble, run_candidate, run_split
 
