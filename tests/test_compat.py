@@ -2,6 +2,7 @@
 (``skhypergrad._compat``, ``skhypergrad.hypergrad._compat``): a release that
 moves or changes one fails here, with the name in the test's."""
 
+import concurrent.futures
 import inspect
 import numbers
 import pickle
@@ -112,3 +113,25 @@ def test_torch_scheduler_marks_the_step_it_wraps_and_pickling_drops_it():
         # With the mark, scheduler.step() after optimizer.step() is quiet.
         warnings.simplefilter("error")
         scheduler.step()
+
+
+def test_joblib_backend_kind_asks_the_backend_class():
+    from joblib import parallel_config
+    from joblib.parallel import get_active_backend
+
+    for name, kind in [
+        ("loky", "loky"),
+        ("multiprocessing", "multiprocessing"),
+        ("threading", "threads"),
+    ]:
+        with parallel_config(backend=name):
+            backend, _ = get_active_backend()
+            assert _compat.joblib_backend_kind(backend) == kind
+
+
+def test_worker_failure_types_hold_loky_and_the_process_pool_errors():
+    from joblib.externals.loky.process_executor import TerminatedWorkerError
+
+    types = _compat.worker_failure_types()
+    assert TerminatedWorkerError in types
+    assert isinstance(concurrent.futures.process.BrokenProcessPool("lost"), types)

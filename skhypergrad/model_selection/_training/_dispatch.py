@@ -18,6 +18,7 @@ import time
 import torch
 from joblib import Parallel, delayed, effective_n_jobs
 
+from ..._compat import joblib_backend_kind, worker_failure_types
 from ...exceptions import ParallelWorkerError
 from ...utils._validation import InvalidParameterError
 from ._exchange import Rendezvous
@@ -132,7 +133,7 @@ _POOL: contextvars.ContextVar = contextvars.ContextVar("skhypergrad_pool", defau
 
 # Backends that start a pool of worker processes for every Parallel call
 # (loky reuses its executor; Dask's workers are the cluster's).
-_POOL_PER_CALL = {"RayBackend", "MultiprocessingBackend"}
+_POOL_PER_CALL = ("ray", "multiprocessing")
 
 
 @contextlib.contextmanager
@@ -147,7 +148,8 @@ def one_pool(n_jobs):
     from joblib.parallel import get_active_backend
 
     backend, _ = get_active_backend()
-    if type(backend).__name__ not in _POOL_PER_CALL or effective_n_jobs(n_jobs) == 1:
+    kind = joblib_backend_kind(backend)
+    if kind not in _POOL_PER_CALL or effective_n_jobs(n_jobs) == 1:
         yield
         return
     # One job per training, all handed out at once (a candidate's splits
@@ -219,16 +221,6 @@ def lost_workers():
         ) from exc
 
 
-# Errors raised by joblib / Dask when a worker process dies, by class name so
-# that neither distributed nor loky has to be imported to recognise them.
-_WORKER_FAILURES = {
-    "TerminatedWorkerError",
-    "KilledWorker",
-    "FutureCancelledError",
-    "CancelledError",
-    "CommClosedError",
-    "BrokenProcessPool",
-}
 
 
 def _by_split(tasks, splits, settings, n_jobs) -> bool:
@@ -266,12 +258,12 @@ def _workers(n_jobs) -> tuple[int, str]:
     from joblib.parallel import get_active_backend
 
     backend, _ = get_active_backend()
-    name = type(backend).__name__
-    if name in {"LokyBackend", "MultiprocessingBackend"}:
+    kind = joblib_backend_kind(backend)
+    if kind in ("loky", "multiprocessing"):
         return effective_n_jobs(n_jobs), "processes"
-    if name == "RayBackend":  # every worker of Ray's pool is an actor process
+    if kind == "ray":  # every worker of Ray's pool is an actor process
         return effective_n_jobs(n_jobs), "cluster"
-    if name == "DaskDistributedBackend":
+    if kind == "dask":
         threads = list(backend.client.nthreads().values())
         # Two splits in threads of one worker process would take turns with
         # torch's process-wide generator, and wait for each other forever.
@@ -286,7 +278,7 @@ def _refuse_threads(n_jobs) -> None:
     from joblib.parallel import get_active_backend
 
     backend, _ = get_active_backend()
-    if effective_n_jobs(n_jobs) > 1 and getattr(backend, "uses_threads", False):
+    if effective_n_jobs(n_jobs) > 1 and joblib_backend_kind(backend) == "threads":
         raise InvalidParameterError(
             f"HypergradSearchCV got n_jobs={n_jobs} under joblib's thread-based "
             f"backend ({type(backend).__name__}), which would run one candidate "
@@ -298,7 +290,7 @@ def _refuse_threads(n_jobs) -> None:
 
 
 def _is_worker_failure(exc) -> bool:
-    return any(cls.__name__ in _WORKER_FAILURES for cls in type(exc).__mro__)
+    return isinstance(exc, worker_failure_types())
 
 
 __all__ = ["lost_workers", "make_parallel", "one_pool", "run_jobs", "run_tasks"]
