@@ -221,8 +221,6 @@ def lost_workers():
         ) from exc
 
 
-
-
 def _by_split(tasks, splits, settings, n_jobs) -> bool:
     """Whether the splits of each candidate should run in workers of their own.
 

@@ -145,56 +145,13 @@ def hyper_step(folds, exchange, state, outer, settings, epoch) -> dict:
     rejected (the values go back to the best ones), and both are recorded,
     never applied.
     """
-    record = {"epoch": epoch}
     sizes = [r.numel() for r in state.shared()]
     reports, grads, reasons = {}, {}, {}
     for fold in folds:
-        status, loss, n_iter, fold_sq, shared_grads = 0.0, math.nan, 0.0, 0.0, []
-        if fold.active:
-            # Measured before the hypergradient, which may change the module.
-            loss = validation_loss(fold)
-            try:
-                with fold.rng():
-                    grad, info = _fold_hypergradient(fold, state, settings)
-            except FloatingPointError as exc:
-                # SolverDivergedError included: a diverged step is skipped.
-                # Any other error (a misconfigured solver, out of memory)
-                # propagates.
-                status, reasons[fold.index] = -1.0, str(exc)
-            else:
-                status, n_iter = 1.0, info.solve.n_iter
-                grads[fold.index] = grad
-                pairs = list(zip(state.entries, grad))
-                fold_sq = sum(float((g**2).sum()) for e, g in pairs if e.per_fold)
-                shared_grads = [g for e, g in pairs if not e.per_fold]
-        if not shared_grads:
-            shared_grads = [torch.zeros(n, dtype=torch.float64) for n in sizes]
-        reports[fold.index] = SplitReport(
-            status, loss, float(n_iter), fold_sq, tuple(shared_grads)
-        )
+        reports[fold.index] = _report(fold, state, settings, sizes, grads, reasons)
     gathered = gather_values(exchange, reports)
-    ok = [i for i, v in gathered.items() if v.status > 0]
-    failed = [i for i, v in gathered.items() if v.status < 0]
-    losses = [v.loss for v in gathered.values() if v.status != 0]
-    record["val_loss"] = float(np.mean(losses)) if losses else math.nan
-    record["solver_iter"] = (
-        float(np.mean([gathered[i].solver_iter for i in ok])) if ok else 0.0
-    )
-    skip, norm = None, math.nan
-    if failed or not ok:
-        skip = "; ".join(
-            f"split {i}: {reasons.get(i, 'its hypergradient was not finite')}"
-            for i in failed
-        )
-        skip = skip or "no split is still training"
-    else:
-        square = sum(gathered[i].own_square for i in ok)
-        means = _mean_shared(gathered, ok, sizes)
-        square += sum(float((mean**2).sum()) for mean in means)
-        _set_grads(state, grads, means)
-        norm = math.sqrt(square)
-        if not math.isfinite(norm):
-            skip = "non-finite hypergradient"
+    stats, skip = _mean_hypergradient(gathered, state, grads, reasons, sizes)
+    record = {"epoch": epoch, **stats}
     result = outer.update(state.outer, record["val_loss"], skip=skip)
     at_bound = []
     if result["status"] == "accepted":
@@ -204,13 +161,66 @@ def hyper_step(folds, exchange, state, outer, settings, epoch) -> dict:
             result.update(status="skipped", reason="non-finite update")
     record.update(
         hyper_lr=result["hyper_lr"],
-        hypergrad_norm=norm,
         skipped=result["status"] == "skipped",
         rejected=result["status"] == "rejected",
         reason=result["reason"],
         at_bound=at_bound,
     )
     return record
+
+
+def _report(fold, state, settings, sizes, grads, reasons) -> SplitReport:
+    """A local split's report: its validation loss and hypergradient (its
+    per-split gradients kept in ``grads``, a divergence's reason in
+    ``reasons``)."""
+    status, loss, n_iter, own_square, shared = 0.0, math.nan, 0.0, 0.0, []
+    if fold.active:
+        # Measured before the hypergradient, which may change the module.
+        loss = validation_loss(fold)
+        try:
+            with fold.rng():
+                grad, info = _fold_hypergradient(fold, state, settings)
+        except FloatingPointError as exc:
+            # SolverDivergedError included: a diverged step is skipped. Any
+            # other error (a misconfigured solver, out of memory) propagates.
+            status, reasons[fold.index] = -1.0, str(exc)
+        else:
+            status, n_iter = 1.0, info.solve.n_iter
+            grads[fold.index] = grad
+            pairs = list(zip(state.entries, grad))
+            own_square = sum(float((g**2).sum()) for e, g in pairs if e.per_fold)
+            shared = [g for e, g in pairs if not e.per_fold]
+    if not shared:
+        shared = [torch.zeros(n, dtype=torch.float64) for n in sizes]
+    return SplitReport(status, loss, float(n_iter), own_square, tuple(shared))
+
+
+def _mean_hypergradient(gathered, state, grads, reasons, sizes):
+    """The splits' mean loss and solver iterations, their mean hypergradient
+    set as ``.grad`` (with its norm), and the reason to skip the step (None
+    when every split that trains gave a finite hypergradient)."""
+    ok = [i for i, v in gathered.items() if v.status > 0]
+    failed = [i for i, v in gathered.items() if v.status < 0]
+    losses = [v.loss for v in gathered.values() if v.status != 0]
+    record = {
+        "val_loss": float(np.mean(losses)) if losses else math.nan,
+        "solver_iter": (
+            float(np.mean([gathered[i].solver_iter for i in ok])) if ok else 0.0
+        ),
+        "hypergrad_norm": math.nan,
+    }
+    if failed or not ok:
+        skip = "; ".join(
+            f"split {i}: {reasons.get(i, 'its hypergradient was not finite')}"
+            for i in failed
+        )
+        return record, skip or "no split is still training"
+    means = _mean_shared(gathered, ok, sizes)
+    square = sum(gathered[i].own_square for i in ok)
+    square += sum(float((mean**2).sum()) for mean in means)
+    _set_grads(state, grads, means)
+    record["hypergrad_norm"] = norm = math.sqrt(square)
+    return record, None if math.isfinite(norm) else "non-finite hypergradient"
 
 
 def _fold_hypergradient(fold, state, settings):
