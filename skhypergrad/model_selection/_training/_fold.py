@@ -269,10 +269,13 @@ def run_epoch(fold, settings) -> None:
     start = time.perf_counter()
     data = fold.data
     try:
-        fold.net.fit_loop(data["Xt_tr"], data["y_tr"], epochs=1, **data["fit_params"])
+        with _callback_interrupts_marked(fold.net):
+            fold.net.fit_loop(
+                data["Xt_tr"], data["y_tr"], epochs=1, **data["fit_params"]
+            )
         _check_train_loss(fold.net)
     except KeyboardInterrupt as exc:
-        if not _raised_by_callback(exc):
+        if not getattr(exc, _FROM_CALLBACK, False):
             raise  # Ctrl-C: stop the whole search now
         # skorch's EarlyStopping ends training by raising KeyboardInterrupt,
         # which skorch's own fit swallows: this split stops, the others go on.
@@ -294,15 +297,33 @@ def _check_train_loss(net) -> None:
         )
 
 
-def _raised_by_callback(exc: BaseException) -> bool:
-    """Whether a KeyboardInterrupt came from a user's skorch callback."""
-    tb = exc.__traceback__
-    while tb is not None:
-        owner = tb.tb_frame.f_locals.get("self")
-        if isinstance(owner, Callback) and not isinstance(owner, _Hooks):
-            return True
-        tb = tb.tb_next
-    return False
+# The mark a KeyboardInterrupt raised by one of the net's callbacks carries.
+_FROM_CALLBACK = "skhypergrad_from_callback"
+
+
+@contextlib.contextmanager
+def _callback_interrupts_marked(net):
+    """Mark a KeyboardInterrupt that the net's callbacks raise (skorch's
+    EarlyStopping ends a training so) while skorch notifies them, so that it
+    stops this split only; one raised elsewhere (Ctrl-C) is left unmarked."""
+    own = vars(net).get("notify")
+    notify = net.notify
+
+    def marked(method_name, **kwargs):
+        try:
+            return notify(method_name, **kwargs)
+        except KeyboardInterrupt as exc:
+            setattr(exc, _FROM_CALLBACK, True)
+            raise
+
+    net.notify = marked
+    try:
+        yield
+    finally:
+        if own is None:
+            del net.notify
+        else:
+            net.notify = own
 
 
 def score_fold(fold, settings) -> dict:
