@@ -11,19 +11,18 @@ import numpy as np
 import torch
 from sklearn.metrics import get_scorer_names
 
-from .._compat import BaseSearchCV
 from ..exceptions import InvalidHyperparameterError
 from ..hypergrad._options import is_count
 from ..net import split_estimator
 from ..utils._validation import Interval, StrOptions
 from ._decision import decide
-from ._search import HypergradSearchCV
+from ._search import BaseHypergradSearch
 from ._space import make_candidates
 from ._training._dispatch import lost_workers
 from ._training._race import plan_rungs, race
 
 
-class HalvingHypergradSearchCV(HypergradSearchCV):
+class HalvingHypergradSearchCV(BaseHypergradSearch):
     """Successive halving over epochs, continuous entries tuned inside.
 
     The continuous entries are tuned by hypergradients inside every
@@ -148,11 +147,7 @@ n_features_in_, feature_names_in_
     """
 
     _parameter_constraints = {
-        **{
-            k: v
-            for k, v in HypergradSearchCV._parameter_constraints.items()
-            if k != "n_iter"
-        },
+        **BaseHypergradSearch._parameter_constraints,
         "n_candidates": [
             Interval(numbers.Integral, 1, None, closed="left"),
             StrOptions({"exhaust"}),
@@ -193,8 +188,7 @@ n_features_in_, feature_names_in_
         cast_inputs=True,
         **kwargs,
     ):
-        BaseSearchCV.__init__(
-            self,
+        super().__init__(
             estimator=estimator,
             scoring=scoring,
             n_jobs=n_jobs,

@@ -40,199 +40,14 @@ from ._training._outer_loop import Settings
 logger = logging.getLogger("skhypergrad")
 
 
-class HypergradSearchCV(HyperOptionsMixin, DataBoundaryMixin, BaseSearchCV):
-    """Grid or random search whose continuous entries are tuned by hypergradients.
-
-    ``param_distributions`` is any grid or distribution dict that
-    ``GridSearchCV`` or ``RandomizedSearchCV`` accepts. Entries that a
-    hyperparameter family can differentiate (weight decay, dropout rates,
-    label smoothing, class weights, input noise, learning rates) and that are
-    given as a continuous range are tuned inside each
-    candidate: every CV split trains one network, and every
-    epoch after a warm-up (``hyper_optimizer``) the gradient of the validation
-    loss with respect to them is computed by implicit differentiation (for
-    learning rates: through the next ``unroll_steps`` training steps),
-    averaged over the splits, and a ``hyper_optimizer`` step moves them. The
-    other entries (lists, discrete distributions, layer sizes, ``Sampled``
-    ranges, other Pipeline steps) are
-    searched as ``GridSearchCV`` (all lists) or ``RandomizedSearchCV``
-    (``n_iter`` draws) would. A list for ``max_epochs`` is read off the
-    validation curves of the same trainings.
-
-    Parameters
-    ----------
-    estimator : skorch.NeuralNet or Pipeline
-        A skorch ``NeuralNetClassifier`` / ``NeuralNetRegressor`` /
-        ``NeuralNet``, or a ``Pipeline`` whose last step is one.
-    param_distributions : dict or list of dict
-        Required: the grid ``GridSearchCV`` takes as ``param_grid`` (or the
-        distributions of ``RandomizedSearchCV``), in the same form.
-        Name -> list, scipy distribution or continuous range
-        (``skhypergrad.Real``, ``scipy.stats.loguniform`` / ``uniform``,
-        ``PerLayer(range)`` / ``PerParameter(range)`` for weight decay).
-        Tuned: ``optimizer__weight_decay`` (an L2 term of the loss, as torch's
-        SGD and Adam apply it), ``lr`` / ``optimizer__lr`` (one rate or
-        ``PerLayer``, with SGD, Adam or AdamW), ``module__<arg>`` for a
-        module argument that sets ``torch.nn.Dropout`` rates,
-        ``criterion__label_smoothing``,
-        ``criterion__weight`` (``PerClass``), the scale of an
-        ``InputNoise`` callback (one or ``PerFeature``) and the weights of a
-        ``SampleWeight`` callback (``PerSample``: one per training row of
-        each split; ``best_params_`` holds one per row of ``X``). Wrap a
-        range in ``skhypergrad.Sampled`` to draw it instead.
-    n_iter : int, default=10
-        Outer candidates drawn when any outer entry is a distribution (as in
-        ``RandomizedSearchCV``); unused when they are all lists.
-    scoring, n_jobs, refit, cv, verbose, pre_dispatch, error_score, \
-return_train_score
-        As in ``GridSearchCV``. ``n_jobs`` runs candidates and starting points
-        in parallel through joblib (the active ``joblib.parallel_config``
-        backend decides where: processes, Dask, Ray). With fewer candidates
-        than workers and no fewer workers than splits, under joblib's process
-        backends, each split trains in its own worker and the splits exchange
-        hypergradients through gloo; results are the same for any
-        ``n_jobs``. ``return_train_score``
-        defaults to False. ``verbose=1`` prints GridSearchCV's summary line
-        and shows a tqdm progress bar over the epochs of every candidate and
-        the refit, with the last validation loss and tuned values; ``verbose=2``
-        adds a line per hyper-step; ``verbose=3`` also the split networks'
-        own epoch tables, each line prefixed ``[split k]``; 0 is silent.
-    random_state : int, RandomState instance or None, default=None
-        Seeds the networks, minibatches, outer draws, starting points and
-        refit. The same value repeats a CPU run exactly.
-    solver : str, solver object or callable, default="gauss-newton"
-        How the inverse curvature-vector product is approximated. The default
-        is conjugate gradient on the Gauss-Newton curvature
-        (``CG(max_iter=5, damping=1e-3, curvature="gauss-newton")``), which
-        converges and tunes dropout rates the right way (5 iterations on 128
-        samples tuned as well as 10 on 256 in the sweep of
-        ``benchmarks/bench_defaults.py``, at a quarter of the cost); ``"cg"`` (CG on the
-        Hessian, truncated at negative curvature), ``"neumann"``,
-        ``"identity"`` and ``"exact"`` are the other names. A solver object
-        such as ``skhypergrad.hypergrad.CG(max_iter=40, damping=1e-2,
-        curvature="gauss-newton")`` sets the options; your own
-        ``solver(hvp, rhs) -> (solution, info)`` is used as is.
-    hyper_optimizer : torch.optim.Optimizer class or OuterOptimizer, \
-default=torch.optim.Adam
-        The outer optimisation of the raw (log / logit) hyperparameters, as
-        one :class:`skhypergrad.hypergrad.OuterOptimizer`: the optimiser and
-        its rate (``lr=0.5``; Adam without momentum by default), the rate's
-        schedule (a ``torch.optim.lr_scheduler`` class; by default cosine down
-        to a tenth), the epochs of ``warmup`` ("auto": a third) before the
-        first hyper-step and the ``interval`` between them, the hyper-step's
-        ``batch_size`` (128), the share of the last steps averaged into the
-        reported values (``average_last=0.25``) and the guard: a step after
-        which the splits' validation loss rose by more than ``tol=0.05``
-        beyond the trend of the measurements before it is undone, and values
-        that ran one way over ``window=5`` steps while the loss climbed by
-        more than ``tol`` go back to the window's lowest point
-        (``path_["rejected"]``, ``path_["reason"]``). Given a torch optimiser
-        class, set any of them skorch-style: ``hyper_optimizer__lr=0.1``,
-        ``hyper_optimizer__warmup=5``,
-        ``hyper_optimizer__schedule=None``; other ``hyper_optimizer__<name>``
-        arguments go to the optimiser (``hyper_optimizer__momentum=0.9``).
-    n_starts : int, default=1
-        Starting points per candidate: the first is the middle of every range,
-        the others are drawn from the ranges.
-    rescore : bool or DecisionRule, default=True
-        How a candidate's reported values and scores are decided. True is
-        :class:`~skhypergrad.ScoreConstants`: the tuned values and (where
-        every tuned entry is a scalar) the starting values are each trained
-        as constants on every split from its initialisation, as
-        ``cross_val_score(clone(estimator).set_params(**params))`` on the same
-        folds would, and the row reports whichever scores higher on the
-        user's ``scoring`` (the ``refit`` metric), with that training's
-        scores (``reported_values`` says which). So ``best_score_`` is the CV
-        score of ``best_params_``, and the search never reports values that
-        score below the starting values on its own folds. Costs one or two
-        more trainings per split. ``ScoreConstants(proposals=("tuned",
-        "path_best", "start"))`` also compares the values at the path's
-        lowest validation loss; any :class:`~skhypergrad.DecisionRule` is
-        used as given. False scores the tuning trainings themselves, which
-        ran while the values moved: faster, but ``best_score_`` is then not
-        the CV score of ``best_params_``.
-    unroll_steps : int, default=1
-        Training steps (of the net's batch size) that a learning rate's
-        hypergradient differentiates through, from the current weights: 1 is
-        hypergradient descent (Baydin et al., 2018). Memory and time of a
-        hyper-step grow linearly with it. Unused when no ``lr`` is tuned.
-    cast_inputs : bool, default=True
-        Cast float64 / integer ``X`` to float32, classifier ``y`` to int64 (and
-        class labels that are not integers to codes, keeping ``classes_`` as
-        given), regression ``y`` to a float32 column, in ``fit`` and in every
-        prediction method, as skorch expects.
-    **kwargs : dict
-        ``hyper_optimizer__<name>`` arguments: options of the
-        ``OuterOptimizer``, or arguments of the torch optimiser class.
-
-    Attributes
-    ----------
-    cv_results_ : dict of numpy arrays
-        One row per candidate, starting point and ``max_epochs`` value, with
-        ``GridSearchCV``'s keys (``params`` holds the tuned values) plus
-        ``mean_test_loss``, ``std_test_loss``, ``split<k>_test_loss``,
-        ``rank_test_loss``, ``n_hypersteps``, ``n_skipped_hypersteps``,
-        ``n_rejected_hypersteps``, ``reported_values`` (the proposal of the
-        decision rule that is reported: ``"tuned"``, ``"start"`` or
-        ``"path_best"``) and ``tuned_values_kept`` (whether it is
-        ``"tuned"``).
-    best_estimator_ : estimator
-        ``clone(estimator).set_params(**best_params_)`` fitted on all the data.
-    best_score_ : float
-    best_params_ : dict
-        The candidate's outer values and tuned values, ready for
-        ``set_params``: a float for scalars, ``optimizer__param_groups`` for
-        ``PerLayer`` decay, a ``WeightDecayPenalty`` callback for
-        ``PerParameter`` decay; never NaN.
-    best_index_ : int
-    scorer_ : function or dict
-    n_splits_ : int
-    refit_time_ : float
-    multimetric_ : bool
-    path_ : dict of lists
-        Per hyper-step of the best row: ``epoch``, ``hyper_lr``, ``val_loss``
-        (the splits' mean loss on their whole validation part, measured
-        before the step), ``hypergrad_norm``, ``solver_iter``, ``skipped``,
-        ``rejected``, ``reason``, ``at_bound`` and each tuned value (a
-        geometric mean for vectors) after the step.
-    paths_ : list of dict
-        ``path_`` of every row of ``cv_results_``.
-    classes_ : ndarray of shape (n_classes,)
-    n_features_in_ : int
-    feature_names_in_ : ndarray of shape (``n_features_in_``,)
-
-    See Also
-    --------
-    sklearn.model_selection.GridSearchCV : every candidate trained per split.
-    sklearn.model_selection.RandomizedSearchCV : random candidates.
-
-    Notes
-    -----
-    With ``rescore=True`` the scores in ``cv_results_`` are those of the
-    values in ``params`` trained as constants from scratch on each split, so
-    ``best_score_`` is the cross-validated score of ``best_params_``, what
-    ``best_estimator_`` trains on all the data (for a ``max_epochs`` list:
-    for the chosen number of epochs, with the values tuned by then). A tuned
-    value at a bound of its range raises a ``BoundaryValueWarning``.
-
-    Examples
-    --------
-    >>> import numpy as np, torch
-    >>> from scipy.stats import loguniform
-    >>> from skorch import NeuralNetRegressor
-    >>> from skhypergrad import HypergradSearchCV
-    >>> rng = np.random.RandomState(0)
-    >>> X = rng.randn(120, 5)
-    >>> y = X @ rng.randn(5) + 0.1 * rng.randn(120)
-    >>> net = NeuralNetRegressor(torch.nn.Linear(5, 1), max_epochs=15, lr=0.05,
-    ...                          optimizer=torch.optim.Adam, verbose=0)
-    >>> search = HypergradSearchCV(
-    ...     net, {"optimizer__weight_decay": loguniform(1e-5, 1e-1),
-    ...           "batch_size": [32, 128]}, cv=3, random_state=0).fit(X, y)
-    >>> len(search.cv_results_["params"])   # one row per batch size
-    2
-    >>> sorted(search.best_params_)
-    ['batch_size', 'optimizer__weight_decay']
+class BaseHypergradSearch(HyperOptionsMixin, DataBoundaryMixin, BaseSearchCV):
+    """What every hypergradient search shares, on scikit-learn's ``BaseSearchCV``:
+    ``fit`` (validation, the splits, the search, the choice of the best row
+    and the refit), ``evaluate_candidates`` and the results. A search is a
+    small subclass with its ``__init__``, its ``_parameter_constraints`` and
+    its ``_run_search``, as scikit-learn's searches are; it may override
+    ``_evaluate`` (how a batch of tasks is trained and scored) and
+    ``_check_space``.
     """
 
     # Whether the rows hand back the split estimators (the single-fit
@@ -242,51 +57,8 @@ default=torch.optim.Adam
     _parameter_constraints = {
         **BaseSearchCV._parameter_constraints,
         **HYPER_CONSTRAINTS,
-        "n_iter": [Interval(numbers.Integral, 1, None, closed="left")],
         "n_starts": [Interval(numbers.Integral, 1, None, closed="left")],
     }
-
-    def __init__(
-        self,
-        estimator,
-        param_distributions=None,
-        *,
-        n_iter=10,
-        scoring=None,
-        n_jobs=None,
-        refit=True,
-        cv=None,
-        verbose=0,
-        pre_dispatch="2*n_jobs",
-        random_state=None,
-        error_score=np.nan,
-        return_train_score=False,
-        solver="gauss-newton",
-        hyper_optimizer=torch.optim.Adam,
-        n_starts=1,
-        rescore=True,
-        unroll_steps=1,
-        cast_inputs=True,
-        **kwargs,
-    ):
-        super().__init__(
-            estimator=estimator,
-            scoring=scoring,
-            n_jobs=n_jobs,
-            refit=refit,
-            cv=cv,
-            verbose=verbose,
-            pre_dispatch=pre_dispatch,
-            error_score=error_score,
-            return_train_score=return_train_score,
-        )
-        self.param_distributions = param_distributions
-        self.n_iter = n_iter
-        self.n_starts = n_starts
-        self._store_hyper_options(
-            random_state, solver, hyper_optimizer, rescore, unroll_steps,
-            cast_inputs, kwargs,
-        )  # fmt: skip
 
     # ------------------------------------------------------------------ fit
     def fit(self, X, y=None, **params):
@@ -485,25 +257,6 @@ default=torch.optim.Adam
                 )
         return [r for candidate_rows in task_rows for r in candidate_rows]
 
-    def _run_search(self, evaluate_candidates):
-        """Draw the outer candidates and evaluate them, as scikit-learn's
-        searches do: every combination of the lists (``GridSearchCV``), or
-        ``n_iter`` draws where an outer entry is a distribution
-        (``RandomizedSearchCV``).
-
-        Parameters
-        ----------
-        evaluate_candidates : callable
-            Takes an iterable of dicts of outer values (each candidate's tuned
-            entries are tuned inside it), runs them and returns the
-            ``cv_results_`` of every candidate evaluated so far, as in
-            ``BaseSearchCV``; it may be called several times (a sequential
-            strategy: Bayesian, adaptive, successive halving), each call
-            with fresh seeds.
-        """
-        subspaces, random_state = self._space
-        evaluate_candidates(make_candidates(subspaces, self.n_iter, random_state))
-
     def _check_space(self, subspaces) -> None:
         """Refuse a space this estimator cannot search (every space is fine here)."""
 
@@ -531,4 +284,266 @@ default=torch.optim.Adam
         return tags
 
 
-__all__ = ["HypergradSearchCV", "InvalidParameterError"]
+class HypergradSearchCV(BaseHypergradSearch):
+    """Grid or random search whose continuous entries are tuned by hypergradients.
+
+    ``param_distributions`` is any grid or distribution dict that
+    ``GridSearchCV`` or ``RandomizedSearchCV`` accepts. Entries that a
+    hyperparameter family can differentiate (weight decay, dropout rates,
+    label smoothing, class weights, input noise, learning rates) and that are
+    given as a continuous range are tuned inside each
+    candidate: every CV split trains one network, and every
+    epoch after a warm-up (``hyper_optimizer``) the gradient of the validation
+    loss with respect to them is computed by implicit differentiation (for
+    learning rates: through the next ``unroll_steps`` training steps),
+    averaged over the splits, and a ``hyper_optimizer`` step moves them. The
+    other entries (lists, discrete distributions, layer sizes, ``Sampled``
+    ranges, other Pipeline steps) are
+    searched as ``GridSearchCV`` (all lists) or ``RandomizedSearchCV``
+    (``n_iter`` draws) would. A list for ``max_epochs`` is read off the
+    validation curves of the same trainings.
+
+    Parameters
+    ----------
+    estimator : skorch.NeuralNet or Pipeline
+        A skorch ``NeuralNetClassifier`` / ``NeuralNetRegressor`` /
+        ``NeuralNet``, or a ``Pipeline`` whose last step is one.
+    param_distributions : dict or list of dict
+        Required: the grid ``GridSearchCV`` takes as ``param_grid`` (or the
+        distributions of ``RandomizedSearchCV``), in the same form.
+        Name -> list, scipy distribution or continuous range
+        (``skhypergrad.Real``, ``scipy.stats.loguniform`` / ``uniform``,
+        ``PerLayer(range)`` / ``PerParameter(range)`` for weight decay).
+        Tuned: ``optimizer__weight_decay`` (an L2 term of the loss, as torch's
+        SGD and Adam apply it), ``lr`` / ``optimizer__lr`` (one rate or
+        ``PerLayer``, with SGD, Adam or AdamW), ``module__<arg>`` for a
+        module argument that sets ``torch.nn.Dropout`` rates,
+        ``criterion__label_smoothing``,
+        ``criterion__weight`` (``PerClass``), the scale of an
+        ``InputNoise`` callback (one or ``PerFeature``) and the weights of a
+        ``SampleWeight`` callback (``PerSample``: one per training row of
+        each split; ``best_params_`` holds one per row of ``X``). Wrap a
+        range in ``skhypergrad.Sampled`` to draw it instead.
+    n_iter : int, default=10
+        Outer candidates drawn when any outer entry is a distribution (as in
+        ``RandomizedSearchCV``); unused when they are all lists.
+    scoring, n_jobs, refit, cv, verbose, pre_dispatch, error_score, \
+return_train_score
+        As in ``GridSearchCV``. ``n_jobs`` runs candidates and starting points
+        in parallel through joblib (the active ``joblib.parallel_config``
+        backend decides where: processes, Dask, Ray). With fewer candidates
+        than workers and no fewer workers than splits, under joblib's process
+        backends, each split trains in its own worker and the splits exchange
+        hypergradients through gloo; results are the same for any
+        ``n_jobs``. ``return_train_score``
+        defaults to False. ``verbose=1`` prints GridSearchCV's summary line
+        and shows a tqdm progress bar over the epochs of every candidate and
+        the refit, with the last validation loss and tuned values; ``verbose=2``
+        adds a line per hyper-step; ``verbose=3`` also the split networks'
+        own epoch tables, each line prefixed ``[split k]``; 0 is silent.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the networks, minibatches, outer draws, starting points and
+        refit. The same value repeats a CPU run exactly.
+    solver : str, solver object or callable, default="gauss-newton"
+        How the inverse curvature-vector product is approximated. The default
+        is conjugate gradient on the Gauss-Newton curvature
+        (``CG(max_iter=5, damping=1e-3, curvature="gauss-newton")``), which
+        converges and tunes dropout rates the right way (5 iterations on 128
+        samples tuned as well as 10 on 256 in the sweep of
+        ``benchmarks/bench_defaults.py``, at a quarter of the cost); ``"cg"`` (CG on the
+        Hessian, truncated at negative curvature), ``"neumann"``,
+        ``"identity"`` and ``"exact"`` are the other names. A solver object
+        such as ``skhypergrad.hypergrad.CG(max_iter=40, damping=1e-2,
+        curvature="gauss-newton")`` sets the options; your own
+        ``solver(hvp, rhs) -> (solution, info)`` is used as is.
+    hyper_optimizer : torch.optim.Optimizer class or OuterOptimizer, \
+default=torch.optim.Adam
+        The outer optimisation of the raw (log / logit) hyperparameters, as
+        one :class:`skhypergrad.hypergrad.OuterOptimizer`: the optimiser and
+        its rate (``lr=0.5``; Adam without momentum by default), the rate's
+        schedule (a ``torch.optim.lr_scheduler`` class; by default cosine down
+        to a tenth), the epochs of ``warmup`` ("auto": a third) before the
+        first hyper-step and the ``interval`` between them, the hyper-step's
+        ``batch_size`` (128), the share of the last steps averaged into the
+        reported values (``average_last=0.25``) and the guard: a step after
+        which the splits' validation loss rose by more than ``tol=0.05``
+        beyond the trend of the measurements before it is undone, and values
+        that ran one way over ``window=5`` steps while the loss climbed by
+        more than ``tol`` go back to the window's lowest point
+        (``path_["rejected"]``, ``path_["reason"]``). Given a torch optimiser
+        class, set any of them skorch-style: ``hyper_optimizer__lr=0.1``,
+        ``hyper_optimizer__warmup=5``,
+        ``hyper_optimizer__schedule=None``; other ``hyper_optimizer__<name>``
+        arguments go to the optimiser (``hyper_optimizer__momentum=0.9``).
+    n_starts : int, default=1
+        Starting points per candidate: the first is the middle of every range,
+        the others are drawn from the ranges.
+    rescore : bool or DecisionRule, default=True
+        How a candidate's reported values and scores are decided. True is
+        :class:`~skhypergrad.ScoreConstants`: the tuned values and (where
+        every tuned entry is a scalar) the starting values are each trained
+        as constants on every split from its initialisation, as
+        ``cross_val_score(clone(estimator).set_params(**params))`` on the same
+        folds would, and the row reports whichever scores higher on the
+        user's ``scoring`` (the ``refit`` metric), with that training's
+        scores (``reported_values`` says which). So ``best_score_`` is the CV
+        score of ``best_params_``, and the search never reports values that
+        score below the starting values on its own folds. Costs one or two
+        more trainings per split. ``ScoreConstants(proposals=("tuned",
+        "path_best", "start"))`` also compares the values at the path's
+        lowest validation loss; any :class:`~skhypergrad.DecisionRule` is
+        used as given. False scores the tuning trainings themselves, which
+        ran while the values moved: faster, but ``best_score_`` is then not
+        the CV score of ``best_params_``.
+    unroll_steps : int, default=1
+        Training steps (of the net's batch size) that a learning rate's
+        hypergradient differentiates through, from the current weights: 1 is
+        hypergradient descent (Baydin et al., 2018). Memory and time of a
+        hyper-step grow linearly with it. Unused when no ``lr`` is tuned.
+    cast_inputs : bool, default=True
+        Cast float64 / integer ``X`` to float32, classifier ``y`` to int64 (and
+        class labels that are not integers to codes, keeping ``classes_`` as
+        given), regression ``y`` to a float32 column, in ``fit`` and in every
+        prediction method, as skorch expects.
+    **kwargs : dict
+        ``hyper_optimizer__<name>`` arguments: options of the
+        ``OuterOptimizer``, or arguments of the torch optimiser class.
+
+    Attributes
+    ----------
+    cv_results_ : dict of numpy arrays
+        One row per candidate, starting point and ``max_epochs`` value, with
+        ``GridSearchCV``'s keys (``params`` holds the tuned values) plus
+        ``mean_test_loss``, ``std_test_loss``, ``split<k>_test_loss``,
+        ``rank_test_loss``, ``n_hypersteps``, ``n_skipped_hypersteps``,
+        ``n_rejected_hypersteps``, ``reported_values`` (the proposal of the
+        decision rule that is reported: ``"tuned"``, ``"start"`` or
+        ``"path_best"``) and ``tuned_values_kept`` (whether it is
+        ``"tuned"``).
+    best_estimator_ : estimator
+        ``clone(estimator).set_params(**best_params_)`` fitted on all the data.
+    best_score_ : float
+    best_params_ : dict
+        The candidate's outer values and tuned values, ready for
+        ``set_params``: a float for scalars, ``optimizer__param_groups`` for
+        ``PerLayer`` decay, a ``WeightDecayPenalty`` callback for
+        ``PerParameter`` decay; never NaN.
+    best_index_ : int
+    scorer_ : function or dict
+    n_splits_ : int
+    refit_time_ : float
+    multimetric_ : bool
+    path_ : dict of lists
+        Per hyper-step of the best row: ``epoch``, ``hyper_lr``, ``val_loss``
+        (the splits' mean loss on their whole validation part, measured
+        before the step), ``hypergrad_norm``, ``solver_iter``, ``skipped``,
+        ``rejected``, ``reason``, ``at_bound`` and each tuned value (a
+        geometric mean for vectors) after the step.
+    paths_ : list of dict
+        ``path_`` of every row of ``cv_results_``.
+    classes_ : ndarray of shape (n_classes,)
+    n_features_in_ : int
+    feature_names_in_ : ndarray of shape (``n_features_in_``,)
+
+    See Also
+    --------
+    sklearn.model_selection.GridSearchCV : every candidate trained per split.
+    sklearn.model_selection.RandomizedSearchCV : random candidates.
+
+    Notes
+    -----
+    With ``rescore=True`` the scores in ``cv_results_`` are those of the
+    values in ``params`` trained as constants from scratch on each split, so
+    ``best_score_`` is the cross-validated score of ``best_params_``, what
+    ``best_estimator_`` trains on all the data (for a ``max_epochs`` list:
+    for the chosen number of epochs, with the values tuned by then). A tuned
+    value at a bound of its range raises a ``BoundaryValueWarning``.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from scipy.stats import loguniform
+    >>> from skorch import NeuralNetRegressor
+    >>> from skhypergrad import HypergradSearchCV
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.randn(120, 5)
+    >>> y = X @ rng.randn(5) + 0.1 * rng.randn(120)
+    >>> net = NeuralNetRegressor(torch.nn.Linear(5, 1), max_epochs=15, lr=0.05,
+    ...                          optimizer=torch.optim.Adam, verbose=0)
+    >>> search = HypergradSearchCV(
+    ...     net, {"optimizer__weight_decay": loguniform(1e-5, 1e-1),
+    ...           "batch_size": [32, 128]}, cv=3, random_state=0).fit(X, y)
+    >>> len(search.cv_results_["params"])   # one row per batch size
+    2
+    >>> sorted(search.best_params_)
+    ['batch_size', 'optimizer__weight_decay']
+    """
+
+    _parameter_constraints = {
+        **BaseHypergradSearch._parameter_constraints,
+        "n_iter": [Interval(numbers.Integral, 1, None, closed="left")],
+    }
+
+    def __init__(
+        self,
+        estimator,
+        param_distributions=None,
+        *,
+        n_iter=10,
+        scoring=None,
+        n_jobs=None,
+        refit=True,
+        cv=None,
+        verbose=0,
+        pre_dispatch="2*n_jobs",
+        random_state=None,
+        error_score=np.nan,
+        return_train_score=False,
+        solver="gauss-newton",
+        hyper_optimizer=torch.optim.Adam,
+        n_starts=1,
+        rescore=True,
+        unroll_steps=1,
+        cast_inputs=True,
+        **kwargs,
+    ):
+        super().__init__(
+            estimator=estimator,
+            scoring=scoring,
+            n_jobs=n_jobs,
+            refit=refit,
+            cv=cv,
+            verbose=verbose,
+            pre_dispatch=pre_dispatch,
+            error_score=error_score,
+            return_train_score=return_train_score,
+        )
+        self.param_distributions = param_distributions
+        self.n_iter = n_iter
+        self.n_starts = n_starts
+        self._store_hyper_options(
+            random_state, solver, hyper_optimizer, rescore, unroll_steps,
+            cast_inputs, kwargs,
+        )  # fmt: skip
+
+    def _run_search(self, evaluate_candidates):
+        """Draw the outer candidates and evaluate them, as scikit-learn's
+        searches do: every combination of the lists (``GridSearchCV``), or
+        ``n_iter`` draws where an outer entry is a distribution
+        (``RandomizedSearchCV``).
+
+        Parameters
+        ----------
+        evaluate_candidates : callable
+            Takes an iterable of dicts of outer values (each candidate's tuned
+            entries are tuned inside it), runs them and returns the
+            ``cv_results_`` of every candidate evaluated so far, as in
+            ``BaseSearchCV``; it may be called several times (a sequential
+            strategy: Bayesian, adaptive, successive halving), each call
+            with fresh seeds.
+        """
+        subspaces, random_state = self._space
+        evaluate_candidates(make_candidates(subspaces, self.n_iter, random_state))
+
+
+__all__ = ["BaseHypergradSearch", "HypergradSearchCV", "InvalidParameterError"]
