@@ -44,6 +44,7 @@ BASE_SEARCH_HOOKS = {
     "_get_scorers": (),
     "_get_routed_params_for_fit": ("params",),
     "_select_best_index": ("refit", "refit_metric", "results"),
+    "_check_refit_for_multimetric": ("scores",),
     "_format_results": ("candidate_params", "n_splits", "out", "more_results"),
 }
 

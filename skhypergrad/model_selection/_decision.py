@@ -281,14 +281,17 @@ def _run_constants(constants, X, y, splits, settings, n_jobs, pre_dispatch, prog
 def mean_score(row, metric) -> float:
     """Mean test score of a constant training's row on ``metric`` (NaN if
     any split failed, as ``GridSearchCV`` ranks such a candidate last)."""
-    scores = [
-        o["test_scores"][metric]
-        if isinstance(o["test_scores"], dict)
-        else o["test_scores"]
-        for o in row.out
-    ]
+    scores = [_metric(o["test_scores"], metric) for o in row.out]
     scores = np.asarray(scores, dtype=float)
     return float(scores.mean()) if np.isfinite(scores).all() else math.nan
+
+
+def _metric(scores, metric):
+    """A split's score on ``metric``; a dict without it (a callable's own
+    metrics, with ``refit`` False or callable) is judged by its first."""
+    if not isinstance(scores, dict):
+        return scores
+    return scores[metric] if metric in scores else next(iter(scores.values()))
 
 
 def _report(rule, task, row, named, settings) -> None:

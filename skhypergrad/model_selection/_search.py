@@ -112,7 +112,14 @@ class BaseHypergradSearch(HyperOptionsMixin, DataBoundaryMixin, BaseSearchCV):
         results, rows = self._search(
             X, y, subspaces, splits, settings, net_params, progress
         )
-        self.multimetric_ = isinstance(rows[0].out[0]["test_scores"], dict)
+        first = rows[0].out[0]["test_scores"]
+        self.multimetric_ = isinstance(first, dict)
+        if self.multimetric_ and callable(self.scoring):
+            # A callable that returns a dict of metrics: refit names one of
+            # them, as GridSearchCV checks once it has seen the dict.
+            with sklearn_errors("refit"):
+                self._check_refit_for_multimetric(first)
+            refit_metric = self.refit
         if self.refit or not self.multimetric_:
             with sklearn_errors("refit"):
                 self.best_index_ = int(
@@ -164,6 +171,8 @@ class BaseHypergradSearch(HyperOptionsMixin, DataBoundaryMixin, BaseSearchCV):
         # first one where refit is False or callable.
         if inner is not None and refit_metric not in inner:
             refit_metric = next(iter(inner))
+        if inner is None and isinstance(self.refit, str):
+            refit_metric = self.refit  # a callable returning a dict of metrics
         return Settings(
             solver=get_solver(self.solver),
             outer=self._outer_optimizer(),

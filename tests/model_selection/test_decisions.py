@@ -361,3 +361,27 @@ def test_single_fit_on_the_collapse_case_is_not_worse_than_the_untuned_net():
     ).fit(Xtr, ytr)
 
     assert model.score(Xte, yte) >= untuned - 0.03
+
+
+def _two_metrics(estimator, X, y):
+    accuracy = float((estimator.predict(X) == y).mean())
+    return {"accuracy": accuracy, "error": 1.0 - accuracy}
+
+
+def test_a_callable_returning_several_metrics_decides_and_refits_by_refit(
+    classification_data, make_classifier
+):
+    X, y = classification_data
+    search = HypergradSearchCV(
+        make_classifier(max_epochs=4),
+        {"optimizer__weight_decay": loguniform(1e-5, 1e-1), "batch_size": [16, 64]},
+        scoring=_two_metrics,
+        refit="accuracy",
+        cv=KFold(2),
+        random_state=0,
+    ).fit(X, y)
+
+    results = search.cv_results_
+    assert search.multimetric_
+    assert search.best_index_ == int(np.argmax(results["mean_test_accuracy"]))
+    assert search.best_score_ == results["mean_test_accuracy"][search.best_index_]
