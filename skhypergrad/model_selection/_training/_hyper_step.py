@@ -178,7 +178,10 @@ def _report(fold, state, settings, sizes, grads, reasons) -> SplitReport:
         # Measured before the hypergradient, which may change the module.
         loss = validation_loss(fold)
         try:
-            with fold.rng():
+            # The hypergradient's forward passes draw dropout masks from the
+            # split's stream; forgetting those draws leaves the training as
+            # plain training at the same values would run it.
+            with fold.rng(keep=False):
                 grad, info = _fold_hypergradient(fold, state, settings)
         except FloatingPointError as exc:
             # SolverDivergedError included: a diverged step is skipped. Any
