@@ -17,35 +17,16 @@ import warnings
 
 import numpy as np
 import torch
-from _common import run_over_seeds, timed
+from _common import classifier_pipeline, run_over_seeds, timed
 from scipy.stats import loguniform, uniform
 from sklearn.base import clone
 from sklearn.datasets import make_classification, make_regression
 from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
-from skorch import NeuralNetClassifier, NeuralNetRegressor
+from skorch import NeuralNetRegressor
 from torch import nn
 
 from skhypergrad import HypergradClassifier, HypergradSearchCV
 from skhypergrad.datasets import ridge_cv_loss
-
-
-class CaseMLP(nn.Module):
-    def __init__(self, n_in=100, n_out=5, hidden=128, dropout=0.0):
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.Linear(n_in, hidden),
-            nn.ReLU(),
-            nn.Dropout(dropout),
-            nn.Linear(hidden, hidden),
-            nn.ReLU(),
-            nn.Dropout(dropout),
-            nn.Linear(hidden, n_out),
-        )
-
-    def forward(self, X):
-        return self.net(X)
 
 
 def collapse(seed):
@@ -64,18 +45,10 @@ def collapse(seed):
     Xtr, _, ytr, _ = train_test_split(
         Xtr, ytr, train_size=500, stratify=ytr, random_state=seed
     )
-    net = NeuralNetClassifier(
-        CaseMLP,
-        criterion=nn.CrossEntropyLoss,
-        optimizer=torch.optim.Adam,
-        lr=1e-3,
-        batch_size=128,
-        max_epochs=30,
-        train_split=None,
-        verbose=0,
-        optimizer__weight_decay=0.0,
+    # The case's Pipeline(StandardScaler, 2x128 MLP), no dropout, no decay.
+    pipe = classifier_pipeline(100, 5).set_params(
+        net__module__dropout=0.0, net__optimizer__weight_decay=0.0
     )
-    pipe = Pipeline([("scale", StandardScaler()), ("net", net)])
     torch.manual_seed(seed)
     untuned, t_untuned = timed(lambda: clone(pipe).fit(Xtr, ytr).score(Xte, yte))
     search = HypergradSearchCV(

@@ -396,10 +396,10 @@ class OuterOptimizer(Options):
         if self.tol is None or len(trail) < 2:
             return None
         reason = self._step_rise(state) or self._drift(state)
-        if reason is None:
-            del trail[: -(self.window + 1)]
-            return None
-        state.scale *= self.shrink
+        # Only the window's measurements can judge a later step.
+        del state.trail[: -(self.window + 1)]
+        if reason is not None:
+            state.scale *= self.shrink
         return reason
 
     def _step_rise(self, state) -> str | None:

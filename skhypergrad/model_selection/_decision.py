@@ -212,44 +212,51 @@ def decide(
     """
     # A candidate with nothing tuned trained its values as constants already.
     plans = [
-        _plan(rule, t, rows) if t.entries else [] for t, rows in zip(tasks, task_rows)
+        _plan(rule, t, rows) if t.entries else ([], [])
+        for t, rows in zip(tasks, task_rows)
     ]
-    constants = [c for plan in plans for c, _ in plan]
+    constants = [c for trainings, _ in plans for c in trainings]
     scored = _run_constants(
         constants, X, y, splits, settings, n_jobs, pre_dispatch, progress
     )
-    for task, plan, rows in zip(tasks, plans, task_rows):
-        for i, row in enumerate(rows):
-            named = {
-                name: scored[id(c)][_epoch(c, row)]
-                for c, uses in plan
-                for position, name in uses
-                if position == i
-            }
-            if named:
+    for task, (_, proposals), rows in zip(tasks, plans, task_rows):
+        for row, proposed in zip(rows, proposals):
+            if proposed:
+                named = {
+                    name: (values, scored[id(c)][_epoch(c, row)])
+                    for name, (values, c) in proposed.items()
+                }
                 _report(rule, task, row, named, settings)
     return task_rows
 
 
-def _plan(rule, task, rows) -> list:
-    """The constant trainings of a task: ``[(CandidateTask, [(row, name)])]``,
-    one per distinct value set."""
-    groups = {}
-    for i, row in enumerate(rows):
+def _plan(rule, task, rows) -> tuple:
+    """The constant trainings of a task, one per distinct value set, and per
+    row its proposals: ``{name: (values, training)}``."""
+    trainings, proposals = {}, []
+    for row in rows:
+        proposed = {}
         for name, values in rule.propose(task, row).items():
-            group = groups.setdefault(hash(values), (values, []))
-            group[1].append((i, name))
-    out = []
-    for values, uses in groups.values():
-        epochs = tuple(sorted({_epoch(task, rows[i]) for i, _ in uses}))
+            key = hash(values)
+            if key not in trainings:
+                trainings[key] = (values, set())
+            trainings[key][1].add(_epoch(task, row))
+            proposed[name] = (values, key)
+        proposals.append(proposed)
+    built = {}
+    for key, (values, epochs) in trainings.items():
+        epochs = tuple(sorted(epochs))
         estimator = with_params(task.estimator, values)
         if task.epochs_name is not None:
             estimator.set_params(**{task.epochs_name: max(epochs)})
-        constant = dataclasses.replace(
+        built[key] = dataclasses.replace(
             task, estimator=estimator, entries=[], epochs=epochs, start={}
         )
-        out.append((constant, uses))
-    return out
+    proposals = [
+        {name: (values, built[key]) for name, (values, key) in p.items()}
+        for p in proposals
+    ]
+    return list(built.values()), proposals
 
 
 def _epoch(task, row):
@@ -295,8 +302,9 @@ def _metric(scores, metric):
 
 
 def _report(rule, task, row, named, settings) -> None:
-    """Give a tuning row the values ``rule`` chose and their trainings' results."""
-    scores = {name: mean_score(r, settings.metric) for name, r in named.items()}
+    """Give a tuning row the values ``rule`` chose and their trainings' results
+    (``named``: ``{proposal: (values, constant training's row)}``)."""
+    scores = {name: mean_score(r, settings.metric) for name, (_, r) in named.items()}
     chosen = rule.choose(scores)
     if chosen not in named:
         raise ValueError(
@@ -304,7 +312,7 @@ def _report(rule, task, row, named, settings) -> None:
             f"proposals it was given: {list(named)}."
         )
     tuned = tuned_values(task, row)
-    values = rule.propose(task, row)[chosen]
+    values, fixed_row = named[chosen]
     if chosen != "tuned":
         logger.info(
             "Candidate %s: trained as constants, the proposals scored %s; the %s "
@@ -321,7 +329,7 @@ def _report(rule, task, row, named, settings) -> None:
     row.reported = chosen
     row.proposal_scores = scores
     out = []
-    for tuning, fixed in zip(row.out, named[chosen].out):
+    for tuning, fixed in zip(row.out, fixed_row.out):
         if tuning["fit_error"] is not None:
             out.append(tuning)
             continue
@@ -329,7 +337,7 @@ def _report(rule, task, row, named, settings) -> None:
         fixed["fit_time"] += tuning["fit_time"]
         out.append(fixed)
     row.out = out
-    row.estimators = named[chosen].estimators
+    row.estimators = fixed_row.estimators
 
 
 __all__ = ["DecisionRule", "ScoreConstants", "decide"]

@@ -46,7 +46,7 @@ class SearchProgress:
             f"Fitting {n_splits} folds for each of {n_candidates} candidates "
             f"({n_starts} starting point{'s' if n_starts > 1 else ''} each), "
             f"totalling {len(tasks) * n_splits} trainings"
-            + _constants_text(rule, tasks, "the tuned and the starting values")
+            + _constants_text(rule, tasks)
         )
         total = sum(max(t.epochs) for t in tasks) + (constants or 0)
         self._plan(constants)
@@ -72,7 +72,7 @@ class SearchProgress:
             f"Racing {len(tasks)} candidates over {n_splits} folds by successive "
             f"halving: ranked after {rungs.n_resources} epochs, keeping the best "
             f"1/{rungs.factor:g} each time; the survivors train on"
-            + _constants_text(rule, tasks, "the last ones' tuned and starting values")
+            + _constants_text(rule, tasks)
         )
         self._plan(constants)
         self.bar = tqdm(
@@ -230,10 +230,10 @@ def _constant_epochs(rule, tasks):
     return sum(c * max(t.epochs) for c, t in zip(counts, tasks))
 
 
-def _constants_text(rule, tasks, what) -> str:
+def _constants_text(rule, tasks) -> str:
     if rule is None or not any(t.entries for t in tasks):
         return ""
-    return f"; then every split trains {what} as constants (rescore={rule!r})"
+    return f"; then every split trains the proposals of rescore={rule!r} as constants"
 
 
 __all__ = ["SearchProgress"]

@@ -226,15 +226,11 @@ def _current_value(net, local):
         return params[local]
     prefix, _, arg = local.partition("__")
     owner = params.get(prefix)
-    if owner is None or not arg or "__" in arg:
+    parameter = (_parameters(owner) or {}).get(arg)
+    if parameter is None:
         return None
-    init = owner if isinstance(owner, type) else type(owner)
-    try:
-        parameter = inspect.signature(init.__init__).parameters.get(arg)
-    except (TypeError, ValueError):
-        return None
-    if isinstance(owner, type) or parameter is None:
-        return None if parameter is None else parameter.default
+    if isinstance(owner, type):
+        return parameter.default
     return getattr(owner, arg, parameter.default)
 
 
@@ -420,18 +416,24 @@ def _claimed(name, distribution, net, step) -> bool:
     return local is not None and claiming_family(local, distribution, net) is not None
 
 
-def _arguments(component) -> set | None:
-    """Keyword arguments the class of a net's component takes (None: any)."""
+def _parameters(component) -> dict | None:
+    """The parameters of the class of a net's component, by name (None:
+    no component, or a class whose signature cannot be read)."""
     if component is None:
         return None
     cls = component if isinstance(component, type) else type(component)
     try:
-        parameters = inspect.signature(cls).parameters.values()
+        return dict(inspect.signature(cls).parameters)
     except (TypeError, ValueError):
         return None
-    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+
+
+def _arguments(component) -> set | None:
+    """Keyword arguments the class of a net's component takes (None: any)."""
+    parameters = _parameters(component)
+    if parameters is None or any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
         return None
-    return {p.name for p in parameters if p.kind is not p.VAR_POSITIONAL}
+    return {p.name for p in parameters.values() if p.kind is not p.VAR_POSITIONAL}
 
 
 def _unknown_names_message(unknown, known) -> str:

@@ -225,18 +225,16 @@ def gather_values(exchange, values: dict) -> dict:
         )
         for i, v in values.items()
     }
+    flat = [n for sizes in layout.values() for n in ([1] if sizes is None else sizes)]
     out = {}
     for i, vector in exchange.gather(vectors).items():
-        fields, at = {}, 0
-        for name, sizes in layout.items():
-            if sizes is None:
-                fields[name], at = float(vector[at]), at + 1
-                continue
-            parts = []
-            for size in sizes:
-                parts.append(vector[at : at + size])
-                at += size
-            fields[name] = tuple(parts)
+        pieces = iter(vector.split(flat))
+        fields = {
+            name: float(next(pieces))
+            if sizes is None
+            else tuple(next(pieces) for _ in sizes)
+            for name, sizes in layout.items()
+        }
         out[i] = type(like)(**fields)
     return out
 
