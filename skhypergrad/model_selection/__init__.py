@@ -4,6 +4,7 @@ from ._decision import DecisionRule, ScoreConstants
 from ._halving import HalvingHypergradSearchCV
 from ._search import HypergradSearchCV
 from ._single_fit import HypergradClassifier, HypergradRegressor
+from ._training._paused import Resume
 
 __all__ = [
     "DecisionRule",
@@ -11,5 +12,6 @@ __all__ = [
     "HypergradClassifier",
     "HypergradRegressor",
     "HypergradSearchCV",
+    "Resume",
     "ScoreConstants",
 ]

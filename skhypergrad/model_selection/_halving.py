@@ -5,6 +5,7 @@ inside every racer as in HypergradSearchCV."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import numbers
 
 import numpy as np
@@ -14,12 +15,11 @@ from sklearn.metrics import get_scorer_names
 from ..exceptions import InvalidHyperparameterError
 from ..hypergrad._options import is_count
 from ..net import split_estimator
-from ..utils._validation import Interval, StrOptions
-from ._decision import decide
+from ..utils._validation import Interval, InvalidParameterError, StrOptions
+from ._progress import constant_epochs, constants_text
 from ._search import BaseHypergradSearch
 from ._space import make_candidates
-from ._training._dispatch import lost_workers
-from ._training._race import plan_rungs, race
+from ._training._paused import Resume
 
 
 class HalvingHypergradSearchCV(BaseHypergradSearch):
@@ -237,7 +237,46 @@ n_features_in_, feature_names_in_
             )
 
     def _run_search(self, evaluate_candidates):
-        """Draw the candidates of the first iteration and race them."""
+        """Race the candidates: one call of ``evaluate_candidates`` per
+        iteration, as scikit-learn's successive halving, the survivors
+        resumed from where they stopped."""
+        candidates = self._first_candidates()
+        rungs = self._plan(len(candidates) * self.n_starts)
+        racers, n_candidates = candidates, []
+        for itr, until in enumerate(rungs.n_resources):
+            n = len(racers) * (self.n_starts if itr == 0 else 1)
+            n_candidates.append(n)
+            more = {"iter": [itr] * n, "n_resources": [until] * n}
+            results = evaluate_candidates(
+                racers, more, epochs=rungs.n_resources, until=until
+            )
+            if "mean_test_score" not in results:
+                names = sorted(
+                    k[len("mean_test_") :]
+                    for k in results
+                    if k.startswith("mean_test_") and k != "mean_test_loss"
+                )
+                raise InvalidParameterError(
+                    "HalvingHypergradSearchCV ranks the candidates by one metric, "
+                    f"but the scoring callable returned a dict ({names}). Give "
+                    "scoring one metric (a name or a callable returning a "
+                    "number), or use HypergradSearchCV for several."
+                )
+            keep = math.ceil(n / self.factor)
+            # In the order they were evaluated (the rows of an iteration
+            # keep the order of the first).
+            racers = [Resume(int(i)) for i in sorted(_top_k(results, keep, itr))]
+        self.n_resources_ = list(rungs.n_resources)
+        self.n_candidates_ = n_candidates
+        self.n_remaining_candidates_ = int(np.ceil(n_candidates[-1] / self.factor))
+        self.min_resources_ = rungs.min_resources
+        self.max_resources_ = rungs.max_resources
+        self.n_iterations_ = len(rungs.n_resources)
+        self.n_possible_iterations_ = rungs.n_possible_iterations
+        self.n_required_iterations_ = rungs.n_required_iterations
+
+    def _first_candidates(self) -> list:
+        """The outer candidates of the first iteration."""
         subspaces, random_state = self._space
         sampled = any(hasattr(v, "rvs") for s in subspaces for v in s.outer.values())
         n_candidates = self.n_candidates
@@ -256,55 +295,44 @@ n_features_in_, feature_names_in_
         if grid is not None and (
             n_candidates == "exhaust" or n_candidates >= len(grid)
         ):
-            evaluate_candidates(grid)  # every combination
-        else:  # draws (without replacement from a grid of lists)
-            evaluate_candidates(
-                make_candidates(subspaces, n_candidates, random_state, draw=True)
-            )
+            return list(grid)  # every combination
+        # draws (without replacement from a grid of lists)
+        return list(make_candidates(subspaces, n_candidates, random_state, draw=True))
 
-    def _evaluate(self, tasks, X, y, splits, settings, progress) -> list:
-        """Race the tasks over epochs, then rescore the last iteration's rows."""
-        net, _ = split_estimator(tasks[0].estimator)
-        rungs = plan_rungs(
-            len(tasks),
+    def _plan(self, n_racers) -> Rungs:
+        net, _ = split_estimator(self.estimator)
+        return plan_rungs(
+            n_racers,
             net.max_epochs,
             self.factor,
             self.min_resources,
             self.aggressive_elimination,
         )
-        epochs = tuple(sorted(set(rungs.n_resources)))
-        name = tasks[0].prefix + "max_epochs"
-        tasks = [dataclasses.replace(t, epochs=epochs, epochs_name=name) for t in tasks]
-        rule = self._decision_rule()
-        progress.start_race(tasks, len(splits), rungs, rule)
-        jobs = {"n_jobs": self.n_jobs, "pre_dispatch": self.pre_dispatch}
-        tuning = dataclasses.replace(settings, keep_estimators=False)
-        rows, finalists, n_candidates = race(
-            tasks, X, y, splits, tuning, rungs, progress, **jobs
+
+    def _start_progress(self, progress, tasks, n_splits, rule, more_results):
+        """The race's plan on its first call; each iteration's line."""
+        itr, until = more_results["iter"][0], more_results["n_resources"][0]
+        if itr == 0:
+            rungs = self._plan(len(tasks))
+            n, planned, done, finalists = len(tasks), 0, 0, len(tasks)
+            for epochs in rungs.n_resources:
+                planned += n * (epochs - done)
+                finalists = n
+                n, done = math.ceil(n / rungs.factor), epochs
+            progress.open(
+                f"Racing {len(tasks)} candidates over {n_splits} folds by "
+                f"successive halving: ranked after {rungs.n_resources} epochs, "
+                f"keeping the best 1/{rungs.factor:g} each time; the survivors "
+                "train on" + constants_text(rule, tasks),
+                planned,
+                constant_epochs(rule, tasks[:finalists]),
+                type(self).__name__,
+            )
+        n = len(more_results["iter"])
+        progress.say(
+            f"iter {itr}: {n} candidate{'s' if n != 1 else ''}, trained to "
+            f"{until} epochs"
         )
-        if rule is not None:
-            # In place: the finalists' rows are those of the last iteration.
-            with lost_workers():
-                decide(
-                    rule,
-                    [t for t, _ in finalists],
-                    [[r] for _, r in finalists],
-                    X,
-                    y,
-                    splits,
-                    settings,
-                    progress=progress,
-                    **jobs,
-                )
-        self.n_resources_ = list(rungs.n_resources)
-        self.n_candidates_ = n_candidates
-        self.n_remaining_candidates_ = int(np.ceil(n_candidates[-1] / self.factor))
-        self.min_resources_ = rungs.min_resources
-        self.max_resources_ = rungs.max_resources
-        self.n_iterations_ = len(rungs.n_resources)
-        self.n_possible_iterations_ = rungs.n_possible_iterations
-        self.n_required_iterations_ = rungs.n_required_iterations
-        return rows
 
     @staticmethod
     def _select_best_index(refit, refit_metric, results):
@@ -314,4 +342,66 @@ n_features_in_, feature_names_in_
         return last[np.argmin(ranks)]
 
 
-__all__ = ["HalvingHypergradSearchCV"]
+@dataclasses.dataclass
+class Rungs:
+    """The resources (epochs) of every iteration, scikit-learn's arithmetic.
+
+    Attributes
+    ----------
+    n_resources : list of int
+        Epochs every racer of iteration ``i`` has trained when it is ranked;
+        the last is ``max_resources`` (the survivors finish their training).
+    min_resources, max_resources : int
+    n_required_iterations, n_possible_iterations : int
+        As ``HalvingRandomSearchCV`` computes them.
+    """
+
+    n_resources: list
+    factor: float
+    min_resources: int
+    max_resources: int
+    n_required_iterations: int
+    n_possible_iterations: int
+
+
+def plan_rungs(n_racers, max_resources, factor, min_resources, aggressive) -> Rungs:
+    """The epochs of each iteration of a race of ``n_racers``.
+
+    As ``HalvingRandomSearchCV`` plans them with ``resource`` a count: the
+    iterations needed to narrow ``n_racers`` down to one, the iterations the
+    resources allow from ``min_resources`` ("exhaust": the most that still
+    lets the last iteration reach ``max_resources``; "smallest": 1 epoch) by
+    steps of ``factor``, and with ``aggressive`` the first iterations all at
+    ``min_resources`` until the racers fit. One change: the last iteration
+    always trains to ``max_resources``, since the hyper-steps of every
+    training are planned for ``max_epochs`` and survivors finish theirs.
+    """
+    # scikit-learn's expressions, floating point included.
+    n_required = 1 + math.floor(math.log(n_racers, factor))
+    if min_resources == "exhaust":
+        low = max(1, int(max_resources // factor ** (n_required - 1)))
+    elif min_resources == "smallest":
+        low = 1
+    else:
+        low = int(min_resources)
+    n_possible = 1 + math.floor(math.log(max_resources // low, factor))
+    n_iterations = n_required if aggressive else min(n_possible, n_required)
+    epochs = []
+    for itr in range(n_iterations):
+        power = max(0, itr - n_required + n_possible) if aggressive else itr
+        epochs.append(min(int(factor**power * low), max_resources))
+    epochs[-1] = max_resources
+    return Rungs(epochs, factor, low, max_resources, n_required, n_possible)
+
+
+def _top_k(results, k, itr) -> np.ndarray:
+    """The rows of the ``k`` best candidates of iteration ``itr``, as
+    scikit-learn's successive halving keeps them (``_top_k``: failed rows,
+    NaN, last; its order among ties)."""
+    rows = np.flatnonzero(np.asarray(results["iter"]) == itr)
+    scores = np.asarray(results["mean_test_score"])[rows]
+    order = np.roll(np.argsort(scores), np.count_nonzero(np.isnan(scores)))
+    return rows[order[-k:]]
+
+
+__all__ = ["HalvingHypergradSearchCV", "Rungs", "plan_rungs"]

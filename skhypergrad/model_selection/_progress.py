@@ -36,62 +36,37 @@ class SearchProgress:
     def start(self, tasks, n_splits, n_starts, rule=None) -> None:
         """Print the summary line and open the bar (``verbose >= 1`` only);
         a later call (a sequential strategy's next batch) adds to it."""
-        if self.verbose < 1:
-            return
-        from tqdm.auto import tqdm
-
         n_candidates = len(tasks) // n_starts
-        constants = _constant_epochs(rule, tasks)
-        tqdm.write(
+        self.open(
             f"Fitting {n_splits} folds for each of {n_candidates} candidates "
             f"({n_starts} starting point{'s' if n_starts > 1 else ''} each), "
             f"totalling {len(tasks) * n_splits} trainings"
-            + _constants_text(rule, tasks)
+            + constants_text(rule, tasks),
+            sum(max(t.epochs) for t in tasks),
+            constant_epochs(rule, tasks),
         )
-        total = sum(max(t.epochs) for t in tasks) + (constants or 0)
-        self._plan(constants)
-        if self.bar is not None:
-            self.extend(total, planned=True)
-            return
-        total += bool(self.refit)
-        self.bar = tqdm(total=total, unit="epoch", desc="HypergradSearchCV")
 
-    def start_race(self, tasks, n_splits, rungs, rule=None) -> None:
-        """The halving search's summary line and bar (``verbose >= 1`` only)."""
+    def open(self, text, epochs, constants, desc="HypergradSearchCV") -> None:
+        """Print ``text`` and open the bar for ``epochs`` tuning epochs and
+        ``constants`` epochs of constant trainings (None: cannot say yet),
+        or add them to the open bar (``verbose >= 1`` only)."""
         if self.verbose < 1:
             return
         from tqdm.auto import tqdm
 
-        n, planned, done, finalists = len(tasks), 0, 0, len(tasks)
-        for until in rungs.n_resources:
-            planned += n * (until - done)
-            finalists = n
-            n, done = math.ceil(n / rungs.factor), until
-        constants = _constant_epochs(rule, tasks[:finalists])
-        tqdm.write(
-            f"Racing {len(tasks)} candidates over {n_splits} folds by successive "
-            f"halving: ranked after {rungs.n_resources} epochs, keeping the best "
-            f"1/{rungs.factor:g} each time; the survivors train on"
-            + _constants_text(rule, tasks)
-        )
-        self._plan(constants)
-        self.bar = tqdm(
-            total=planned + (constants or 0) + bool(self.refit),
-            unit="epoch",
-            desc="HalvingHypergradSearchCV",
-        )
-
-    def _plan(self, constants) -> None:
+        tqdm.write(text)
+        total = epochs + (constants or 0)
         if self._planned is not None:
             self._planned = None if constants is None else self._planned + constants
+        if self.bar is not None:
+            self.extend(total, planned=True)
+            return
+        self.bar = tqdm(total=total + bool(self.refit), unit="epoch", desc=desc)
 
-    def rung(self, itr, n_candidates, n_resources) -> None:
-        """Say which iteration of the race starts (``verbose >= 2``)."""
+    def say(self, text) -> None:
+        """A line of the search's own (``verbose >= 2``)."""
         if self.bar is not None and self.verbose >= 2:
-            self.bar.write(
-                f"iter {itr}: {n_candidates} candidate"
-                f"{'s' if n_candidates != 1 else ''}, trained to {n_resources} epochs"
-            )
+            self.bar.write(text)
 
     def extend(self, epochs, planned=False) -> None:
         """The constant trainings of ``epochs`` candidate-epochs start: the
@@ -219,7 +194,7 @@ def _short(value) -> str:
     return f"{value:.3g}"
 
 
-def _constant_epochs(rule, tasks):
+def constant_epochs(rule, tasks):
     """Candidate-epochs the rule's constant trainings take at most (None if
     the rule cannot say)."""
     if rule is None:
@@ -230,7 +205,7 @@ def _constant_epochs(rule, tasks):
     return sum(c * max(t.epochs) for c, t in zip(counts, tasks))
 
 
-def _constants_text(rule, tasks) -> str:
+def constants_text(rule, tasks) -> str:
     if rule is None or not any(t.entries for t in tasks):
         return ""
     return f"; then every split trains the proposals of rescore={rule!r} as constants"

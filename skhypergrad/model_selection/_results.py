@@ -20,7 +20,7 @@ class CandidateRow:
     Produced by :func:`~skhypergrad.model_selection._training._outer_loop.assemble`;
     the decision rule (:func:`~skhypergrad.model_selection._decision.decide`)
     replaces ``params``, ``out`` and ``estimators`` with those of the values it
-    reports, and the race sets ``iter`` and ``n_resources``.
+    reports.
 
     Attributes
     ----------
@@ -40,8 +40,6 @@ class CandidateRow:
         The decision rule's proposal that is reported ("tuned" without one).
     proposal_scores : dict
         Every proposal's mean score on the decision's metric.
-    iter, n_resources : int or None
-        The halving search's iteration and epochs (None elsewhere).
     """
 
     params: dict
@@ -52,8 +50,6 @@ class CandidateRow:
     estimators: dict = field(default_factory=dict)
     reported: str = "tuned"
     proposal_scores: dict = field(default_factory=dict)
-    iter: int | None = None
-    n_resources: int | None = None
 
 
 def warn_skipped(rows) -> None:
@@ -176,9 +172,6 @@ def more_results(rows) -> dict:
     more["n_rejected_hypersteps"] = np.array(
         [sum(rec["rejected"] for rec in r.path) for r in rows]
     )
-    if rows[0].iter is not None:  # a halving search's iteration and its epochs
-        more["iter"] = np.array([r.iter for r in rows])
-        more["n_resources"] = np.array([r.n_resources for r in rows])
     return {k: list(v) for k, v in more.items()}
 
 

@@ -35,7 +35,8 @@ from ._results import more_results, path_table, warn_at_bounds, warn_skipped
 from ._space import as_candidates, make_candidates, resolve_space
 from ._tasks import make_tasks
 from ._training._dispatch import lost_workers, one_pool, run_tasks
-from ._training._outer_loop import Settings
+from ._training._outer_loop import Settings, assemble
+from ._training._paused import PausedTrainings, Resume
 
 logger = logging.getLogger("skhypergrad")
 
@@ -46,7 +47,7 @@ class BaseHypergradSearch(HyperOptionsMixin, DataBoundaryMixin, BaseSearchCV):
     and the refit), ``evaluate_candidates`` and the results. A search is a
     small subclass with its ``__init__``, its ``_parameter_constraints`` and
     its ``_run_search``, as scikit-learn's searches are; it may override
-    ``_evaluate`` (how a batch of tasks is trained and scored) and
+    ``_start_progress`` (what a call of ``evaluate_candidates`` announces) and
     ``_check_space``.
     """
 
@@ -190,9 +191,33 @@ class BaseHypergradSearch(HyperOptionsMixin, DataBoundaryMixin, BaseSearchCV):
 
     def _search(self, X, y, subspaces, splits, settings, net_params, progress):
         sample_seed, self._refit_seed, start_seed = spawn_seeds(self.random_state, 3)
-        rows, calls = [], []
+        rows, more, calls = [], {}, []
+        paused = PausedTrainings()
 
-        def evaluate_candidates(candidates):
+        def evaluate_candidates(
+            candidates, more_results=None, *, epochs=None, until=None
+        ):
+            """Train and score candidates; the ``cv_results_`` of every row so far.
+
+            Parameters
+            ----------
+            candidates : iterable of dict or Resume
+                Outer values (each candidate's tuned entries are tuned
+                inside it, from ``n_starts`` starting points), or
+                :class:`Resume` rows of the previous call, whose paused
+                training goes on.
+            more_results : dict of list, optional
+                Extra ``cv_results_`` columns, one value per row this call
+                adds (as in ``BaseSearchCV``).
+            epochs : sequence of int, optional
+                The epochs at which the rows of new candidates may be read
+                (default: their ``max_epochs`` values); the training is
+                planned for the largest.
+            until : int, optional
+                Train every candidate to this epoch, read one row each there,
+                and keep the trainings that have epochs left paused for the
+                next call (default: train to the end).
+            """
             # Every call draws its own seeds (the first call's are the
             # search's own), so a strategy that proposes a candidate again
             # gets new starting points and networks, as a new draw would.
@@ -200,14 +225,16 @@ class BaseHypergradSearch(HyperOptionsMixin, DataBoundaryMixin, BaseSearchCV):
                 start_seed if not calls else spawn_seeds(start_seed + len(calls), 1)[0]
             )
             calls.append(seed)
-            tasks = make_tasks(
-                self.estimator,
-                as_candidates(candidates, subspaces),
-                subspaces,
-                (net_params, seed, self.n_starts, _num_samples(X)),
+            racers = self._racers(
+                list(candidates), subspaces, seed, epochs, net_params, X
             )
-            rows.extend(self._evaluate(tasks, X, y, splits, settings, progress))
-            return self._results_so_far(rows, len(splits))
+            added = self._evaluate(
+                racers, X, y, splits, settings, progress, until=until,
+                paused=(paused, len(rows)), more_results=more_results,
+            )  # fmt: skip
+            _extend_more(more, more_results, len(added))
+            rows.extend(added)
+            return self._results_so_far(rows, len(splits), more)
 
         # What _run_search draws from, for this fit only.
         self._space = (subspaces, sample_seed)
@@ -216,6 +243,7 @@ class BaseHypergradSearch(HyperOptionsMixin, DataBoundaryMixin, BaseSearchCV):
                 self._run_search(evaluate_candidates)
         finally:
             del self._space
+            paused.close()
         out = [o for r in rows for o in r.out]
         try:
             _warn_or_raise_about_fit_failures(out, self.error_score)
@@ -223,20 +251,57 @@ class BaseHypergradSearch(HyperOptionsMixin, DataBoundaryMixin, BaseSearchCV):
             raise AllFitsFailedError(str(exc)) from exc
         warn_skipped(rows)
         self.paths_ = [path_table(r.path, r.values) for r in rows]
-        return self._results_so_far(rows, len(splits)), rows
+        return self._results_so_far(rows, len(splits), more), rows
 
-    def _results_so_far(self, rows, n_splits) -> dict:
+    def _racers(self, candidates, subspaces, seed, epochs, net_params, X) -> list:
+        """The tasks of the new candidates (``n_starts`` each, in place) and
+        the :class:`Resume` rows, in the order given."""
+        new = [c for c in candidates if not isinstance(c, Resume)]
+        tasks = iter(
+            make_tasks(
+                self.estimator,
+                as_candidates(new, subspaces),
+                subspaces,
+                (net_params, seed, self.n_starts, _num_samples(X)),
+            )
+            if new
+            else ()
+        )
+        racers = []
+        for candidate in candidates:
+            if isinstance(candidate, Resume):
+                racers.append(candidate)
+                continue
+            for _ in range(self.n_starts):
+                task = next(tasks)
+                if epochs is not None:
+                    task = replace(
+                        task,
+                        epochs=tuple(sorted(set(epochs))),
+                        epochs_name=task.prefix + "max_epochs",
+                    )
+                racers.append(task)
+        return racers
+
+    def _results_so_far(self, rows, n_splits, more=None) -> dict:
         """``cv_results_`` of the rows evaluated so far (what
         ``evaluate_candidates`` returns, as in ``BaseSearchCV``)."""
         out = [o for r in rows for o in r.out]
         with sklearn_errors("results"):
             return self._format_results(
-                [r.params for r in rows], n_splits, out, more_results(rows)
+                [r.params for r in rows],
+                n_splits,
+                out,
+                {**more_results(rows), **(more or {})},
             )
 
-    def _evaluate(self, tasks, X, y, splits, settings, progress) -> list:
-        """Run the tasks (tuning, then the constant trainings of ``rescore``);
-        their rows, one per task and ``max_epochs`` value."""
+    def _evaluate(
+        self, racers, X, y, splits, settings, progress, *, until, paused, more_results
+    ):
+        """Train the racers (tuning, then the decision rule's constant
+        trainings for those that finished); their rows, one per racer and
+        ``max_epochs`` value (one per racer where ``until`` is given)."""
+        tasks = [r for r in racers if not isinstance(r, Resume)]
         logger.debug(
             "Fitting %d folds for each of %d candidates (%d starting points "
             "each), totalling %d trainings",
@@ -246,17 +311,23 @@ class BaseHypergradSearch(HyperOptionsMixin, DataBoundaryMixin, BaseSearchCV):
             len(tasks) * len(splits),
         )
         rule = self._decision_rule()
-        progress.start(tasks, len(splits), self.n_starts, rule)
+        self._start_progress(progress, tasks, len(splits), rule, more_results)
         # Split estimators, where kept, come from the constant trainings.
         tuning = replace(settings, keep_estimators=False) if rule else settings
         jobs = {"n_jobs": self.n_jobs, "pre_dispatch": self.pre_dispatch}
-        task_rows = list(run_tasks(tasks, X, y, splits, tuning, progress, **jobs))
-        if rule is not None:
+        if until is None and len(tasks) == len(racers):
+            task_rows = list(run_tasks(tasks, X, y, splits, tuning, progress, **jobs))
+            finished = list(zip(tasks, task_rows))
+        else:
+            task_rows, finished = self._run_until(
+                racers, X, y, splits, tuning, progress, until, paused, jobs
+            )
+        if rule is not None and finished:
             with lost_workers():
-                task_rows = decide(
+                decide(
                     rule,
-                    tasks,
-                    task_rows,
+                    [t for t, _ in finished],
+                    [r for _, r in finished],
                     X,
                     y,
                     splits,
@@ -265,6 +336,42 @@ class BaseHypergradSearch(HyperOptionsMixin, DataBoundaryMixin, BaseSearchCV):
                     **jobs,
                 )
         return [r for candidate_rows in task_rows for r in candidate_rows]
+
+    @staticmethod
+    def _run_until(racers, X, y, splits, settings, progress, until, paused, jobs):
+        """The paused path of :meth:`_evaluate`: every racer trained to
+        ``until``, one row each; those with epochs left are kept paused."""
+        store, first_row = paused
+        if until is None:
+            raise InvalidInputError(
+                "evaluate_candidates got Resume rows without until=<epoch>: a "
+                "paused training goes on to an epoch. Pass until."
+            )
+        taken = store.take(racers)
+
+        def counted(i):
+            progress.count(until - taken[i][2])
+
+        done = store.run(
+            [held for _, held, _ in taken], X, y, splits, settings, until,
+            on_result=counted, **jobs,
+        )  # fmt: skip
+        task_rows, finished = [], []
+        for (task, _, _), (training, part) in zip(taken, done):
+            (row,) = assemble(replace(task, epochs=(until,)), [part], settings)
+            if training is None:
+                finished.append((task, [row]))
+            else:
+                store.keep(first_row + len(task_rows), task, training, until)
+            task_rows.append([row])
+        return task_rows, finished
+
+    def _start_progress(self, progress, tasks, n_splits, rule, more_results):
+        """Announce a call of ``evaluate_candidates`` (its summary line, the
+        bar's total) before it trains ``tasks``, its new racers; a search
+        with a plan of its own (the halving search) overrides it."""
+        if tasks:
+            progress.start(tasks, n_splits, self.n_starts, rule)
 
     def _check_space(self, subspaces) -> None:
         """Refuse a space this estimator cannot search (every space is fine here)."""
@@ -553,6 +660,20 @@ default=torch.optim.Adam
         """
         subspaces, random_state = self._space
         evaluate_candidates(make_candidates(subspaces, self.n_iter, random_state))
+
+
+def _extend_more(more, more_results, n_rows) -> None:
+    """Add a call's extra columns (one value per row it added) to ``more``."""
+    for key, values in (more_results or {}).items():
+        values = list(values)
+        if len(values) != n_rows:
+            raise InvalidInputError(
+                f"more_results[{key!r}] has {len(values)} values, but this call "
+                f"of evaluate_candidates added {n_rows} rows: give one value per "
+                "row (n_starts rows per candidate, one per max_epochs value)."
+            )
+        more.setdefault(key, [])
+        more[key].extend(values)
 
 
 __all__ = ["BaseHypergradSearch", "HypergradSearchCV", "InvalidParameterError"]

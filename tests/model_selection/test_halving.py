@@ -5,7 +5,6 @@ import math
 import pickle
 import re
 import warnings
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -32,10 +31,11 @@ from skhypergrad import (
     Tuned,
     UnsupportedEstimatorError,
 )
+from skhypergrad.model_selection._halving import plan_rungs
 from skhypergrad.model_selection._tasks import make_tasks
 from skhypergrad.model_selection._training._exchange import LocalExchange
 from skhypergrad.model_selection._training._outer_loop import RNG_LOCK, begin
-from skhypergrad.model_selection._training._race import freeze, plan_rungs, thaw
+from skhypergrad.model_selection._training._paused import freeze, thaw
 from skhypergrad.net import split_estimator
 
 WIDTHS = [2, 4, 8, 16, 24, 32, 48, 64, 96]
@@ -397,22 +397,20 @@ def test_verbose_says_what_is_raced_and_the_bar_reaches_its_end(
 
 
 def test_ties_are_broken_as_scikit_learn_breaks_them():
-    from sklearn.model_selection._search_successive_halving import _top_k
+    from sklearn.model_selection._search_successive_halving import _top_k as sk_top_k
 
-    from skhypergrad.model_selection._training._race import _top
+    from skhypergrad.model_selection._halving import _top_k
 
-    means = [0.5, 0.7, 0.7, np.nan, 0.5, 0.7, 0.2]
-    scores = [
-        (10 + i, SimpleNamespace(out=[{"test_scores": m}])) for i, m in enumerate(means)
-    ]
+    # Two iterations: only the rows of the one asked for are ranked.
+    means = [0.9, 0.1, 0.5, 0.7, 0.7, np.nan, 0.5, 0.7, 0.2]
     results = {
-        "iter": np.zeros(len(means), dtype=int),
+        "iter": np.array([0, 0] + [1] * 7),
         "mean_test_score": np.array(means),
-        "params": np.array([{"i": 10 + i} for i in range(len(means))]),
+        "params": np.array([{"i": i} for i in range(len(means))]),
     }
     for k in (1, 2, 3, 4):
-        expected = [p["i"] for p in _top_k(results, k, 0)]
-        assert _top(scores, k) == expected
+        expected = [p["i"] for p in sk_top_k(results, k, 1)]
+        assert list(_top_k(results, k, 1)) == expected
 
 
 class _Unpicklable(RuntimeError):
@@ -493,7 +491,7 @@ def test_a_frozen_training_does_not_carry_the_data(make_classifier):
     rows on the other side."""
     from sklearn.datasets import make_classification
 
-    from skhypergrad.model_selection._training._race import Frozen
+    from skhypergrad.model_selection._training._paused import Frozen
 
     X, y = _cast(
         *make_classification(4000, 64, n_informative=10, n_classes=3, random_state=0)

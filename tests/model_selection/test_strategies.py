@@ -2,10 +2,12 @@
 file, touching no package file, as ``BaseSearchCV`` subclasses write theirs."""
 
 import numpy as np
+import pytest
 from scipy.stats import loguniform
 from sklearn.model_selection import KFold
 
-from skhypergrad import HypergradSearchCV
+from skhypergrad import HypergradSearchCV, InvalidInputError
+from skhypergrad.model_selection import Resume
 
 SPACE = {
     "batch_size": [16, 64],
@@ -68,3 +70,62 @@ def test_each_call_draws_fresh_seeds(classification_data, make_classifier):
     assert len(losses) == 2
     # The same candidate, trained from other initial weights and minibatches.
     assert losses[0] != losses[1]
+
+
+class StopAndGoOn(HypergradSearchCV):
+    """A strategy of its own that pauses trainings: every candidate to epoch
+    2, then only the best goes on, from where it stopped, to the end (a
+    one-rung race written in a test file, with ``Resume``)."""
+
+    def _run_search(self, evaluate_candidates):
+        candidates = [{"batch_size": 16}, {"batch_size": 64}]
+        first = evaluate_candidates(
+            candidates, {"stage": ["early"] * 2}, epochs=[2, 4], until=2
+        )
+        best = int(np.argmax(first["mean_test_score"]))
+        evaluate_candidates([Resume(best)], {"stage": ["end"]}, until=4)
+
+
+def test_a_strategy_resumes_a_paused_training(classification_data, make_classifier):
+    """The resumed row is the row of one uninterrupted training of that
+    candidate; a paused training not taken by the next call is gone."""
+    X, y = classification_data
+    net = make_classifier(max_epochs=4)
+    space = {**SPACE, "batch_size": [16, 64]}
+
+    search = StopAndGoOn(net, space, cv=KFold(2), random_state=0).fit(X, y)
+    plain = HypergradSearchCV(net, space, cv=KFold(2), random_state=0).fit(X, y)
+
+    results = search.cv_results_
+    assert list(results["stage"]) == ["early", "early", "end"]
+    assert [p["max_epochs"] for p in results["params"]] == [2, 2, 4]
+    resumed = results["params"][2]
+    (row,) = [
+        i
+        for i, p in enumerate(plain.cv_results_["params"])
+        if p["batch_size"] == resumed["batch_size"]
+    ]
+    assert {k: v for k, v in resumed.items() if k != "max_epochs"} == (
+        plain.cv_results_["params"][row]
+    )
+    for k in range(2):
+        assert (
+            results[f"split{k}_test_score"][2]
+            == (plain.cv_results_[f"split{k}_test_score"][row])
+        )
+
+
+class ResumeWhatIsNotPaused(HypergradSearchCV):
+    def _run_search(self, evaluate_candidates):
+        evaluate_candidates([{"batch_size": 16}])  # trained to the end
+        evaluate_candidates([Resume(0)], until=4)
+
+
+def test_resuming_a_finished_training_is_a_clear_error(
+    classification_data, make_classifier
+):
+    X, y = classification_data
+    net = make_classifier(max_epochs=4)
+    search = ResumeWhatIsNotPaused(net, SPACE, cv=KFold(2), random_state=0)
+    with pytest.raises(InvalidInputError, match=r"Resume\(row=0\) names a row"):
+        search.fit(X, y)

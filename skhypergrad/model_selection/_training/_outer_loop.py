@@ -170,8 +170,9 @@ class Training:
     on where it stopped, so that a training stopped at ``e`` epochs and
     continued to ``max(task.epochs)`` gives what one call would.
     :meth:`part` reads what the splits give so far; :meth:`finish` ends the
-    training. The halving search keeps its survivors' trainings this way
-    (between processes: :func:`~skhypergrad.model_selection._training._race.freeze`).
+    training. ``evaluate_candidates(..., until=e)`` keeps trainings paused this
+    way (between processes:
+    :func:`~skhypergrad.model_selection._training._paused.freeze`).
     """
 
     def __init__(self, task, folds, exchange, settings):
