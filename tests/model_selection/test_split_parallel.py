@@ -9,7 +9,7 @@ from sklearn.exceptions import FitFailedWarning
 from sklearn.model_selection import KFold
 from skorch.callbacks import Callback
 
-from skhypergrad import HypergradSearchCV
+from skhypergrad import HypergradSearchCV, PerSample, SampleWeight
 from skhypergrad.model_selection._training import _dispatch as dispatch
 
 DECAY = loguniform(1e-5, 1e-1)
@@ -178,3 +178,35 @@ def test_per_split_values_come_back_from_their_workers(
     for index, values in serial_values.items():
         np.testing.assert_array_equal(values, RowDecay.seen[index])
     assert serial.best_params_ == parallel.best_params_
+
+
+@pytest.mark.parametrize(
+    ("space", "per_step"),
+    [
+        # Shared entries only: the splits' reports, once per hyper-step.
+        ({"optimizer__weight_decay": loguniform(1e-5, 1e-1)}, 1),
+        # A per-split entry also sends its check and its path summary.
+        ({"callbacks__weights__weight": PerSample(loguniform(1e-2, 1.0))}, 3),
+    ],
+    ids=["shared", "per-split"],
+)
+def test_the_splits_exchange_once_per_hyper_step(
+    monkeypatch, space, per_step, classification_data, make_classifier
+):
+    """What the splits send each other: once when built, once per epoch (who
+    still trains) and ``per_step`` times per hyper-step."""
+    from skhypergrad.model_selection._training._exchange import LocalExchange
+
+    calls = []
+    gather = LocalExchange.gather
+    monkeypatch.setattr(
+        LocalExchange, "gather", lambda self, v: calls.append(1) or gather(self, v)
+    )
+    X, y = classification_data
+    net = make_classifier(max_epochs=6, callbacks=[("weights", SampleWeight())])
+    search = HypergradSearchCV(
+        net, space, cv=KFold(2), random_state=0, rescore=False
+    ).fit(X, y)
+    (n_steps,) = search.cv_results_["n_hypersteps"]
+    assert n_steps > 0
+    assert len(calls) == 1 + 6 + per_step * n_steps

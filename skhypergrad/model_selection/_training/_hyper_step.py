@@ -292,13 +292,19 @@ def _set_grads(state, grads, means) -> None:
 def _after_step(state, result, folds, exchange):
     """Whether any split's new values are not finite; the entries at a bound.
 
-    The per-split entries live in their splits' processes: both answers are
-    gathered, so that every process keeps or undoes the step alike.
+    The shared entries are the same in every process (each applied the same
+    mean hypergradient), so the answer is local where every entry is shared;
+    the per-split entries live in their splits' processes, and then both
+    answers are gathered, so that every process keeps or undoes the step
+    alike.
     """
     owners = state.owners()
     hit = {e.name: False for e in state.entries}
     for name, at_bound in zip(owners, result["at_bound"]):
         hit[name] = hit[name] or at_bound
+    if not any(e.per_fold for e in state.entries):
+        at_bound = sorted(name for name, h in hit.items() if h)
+        return not result["finite"], at_bound
     check = StepCheck(
         float(not result["finite"]),
         (
