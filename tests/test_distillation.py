@@ -153,6 +153,26 @@ def test_same_random_state_gives_same_rows(blobs):
     assert not np.array_equal(first.X_distilled_, other.X_distilled_)
 
 
+class TinyDropout(Tiny):
+    """Tiny with dropout: the unrolled training draws masks."""
+
+    def forward(self, X):
+        return self.out(nn.functional.dropout(torch.relu(self.hidden(X)), 0.5))
+
+
+def test_same_random_state_gives_same_rows_whatever_torch_drew_before(blobs):
+    """random_state alone fixes the rows, dropout masks included: torch's
+    global generator (which a new process seeds at random) is not read."""
+    fits = []
+    for torch_seed in (1, 2):
+        torch.manual_seed(torch_seed)
+        net = NeuralNetClassifier(TinyDropout, criterion=nn.CrossEntropyLoss, verbose=0)
+        distiller = DatasetDistiller(net, max_iter=4, inner_steps=3, random_state=3)
+        fits.append(distiller.fit(*blobs))
+    np.testing.assert_array_equal(fits[0].X_distilled_, fits[1].X_distilled_)
+    np.testing.assert_array_equal(fits[0].loss_path_, fits[1].loss_path_)
+
+
 def test_fixed_inner_lr_is_not_learned(blobs):
     distiller = _distiller(learn_inner_lr=False, inner_lr=0.3).fit(*blobs)
     assert distiller.inner_lr_ == pytest.approx(0.3)

@@ -353,19 +353,23 @@ class DatasetDistiller(BaseEstimator):
         inner_loss, outer_loss = _losses(
             net, list(params), buffers, tensors[0], y_syn, batch
         )
-        try:
-            grads, info = unrolled_hypergradient(
-                inner_loss,
-                outer_loss,
-                list(params.values()),
-                tensors,
-                lambda _: {"lr": [raw_lr.exp()] * len(params)},
-                n_steps=self.inner_steps,
-                inner_depends=True,
-                return_info=True,
-            )
-        except SolverDivergedError:
-            return float("nan")
+        # The unrolled training's random draws (dropout masks) come from the
+        # step's own seed, so that random_state fixes the result.
+        with torch.random.fork_rng(devices=_initialised_devices()):
+            torch.manual_seed(seed)
+            try:
+                grads, info = unrolled_hypergradient(
+                    inner_loss,
+                    outer_loss,
+                    list(params.values()),
+                    tensors,
+                    lambda _: {"lr": [raw_lr.exp()] * len(params)},
+                    n_steps=self.inner_steps,
+                    inner_depends=True,
+                    return_info=True,
+                )
+            except SolverDivergedError:
+                return float("nan")
         optimizer.zero_grad()
         for tensor, grad in zip(tensors, grads):
             tensor.grad = grad
@@ -406,6 +410,13 @@ class DatasetDistiller(BaseEstimator):
         return hasattr(self, "X_distilled_")
 
 
+def _initialised_devices() -> list:
+    """The CUDA devices whose generators a seeded block must save and restore."""
+    if torch.cuda.is_initialized():
+        return list(range(torch.cuda.device_count()))
+    return []
+
+
 def _fresh_params(net, seed: int, probe: torch.Tensor):
     """A new random initialisation of ``net``'s module: its parameters as leaf
     tensors, and its own buffers (BatchNorm statistics start afresh too).
@@ -416,10 +427,7 @@ def _fresh_params(net, seed: int, probe: torch.Tensor):
     layer without one keeps the instance's value in every network).
     """
     template = net.module_
-    devices = (
-        list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
-    )
-    with torch.random.fork_rng(devices=devices):
+    with torch.random.fork_rng(devices=_initialised_devices()):
         torch.manual_seed(seed)
         if isinstance(net.module, nn.Module):
             fresh = copy.deepcopy(template).cpu()
