@@ -86,7 +86,7 @@ VARIANTS = {
         "solver": gauss_newton(10, warm_start=True),
         "hyper_optimizer__batch_size": 128,
     },
-    # with --hyper-interval 2: half the hyper-steps, twice the step
+    # with --interval 2: half the hyper-steps, twice the step
     "gn5 b128 lr1.0": {
         "solver": gauss_newton(5),
         "hyper_optimizer__batch_size": 128,
@@ -219,7 +219,10 @@ def main():
     parser.add_argument("--first-seed", type=int, default=3)
     parser.add_argument("--decay", action="store_true", help="the weight-decay study")
     parser.add_argument(
-        "--hyper-interval", type=int, default=1, help="of every HypergradSearchCV"
+        "--interval",
+        type=int,
+        default=1,
+        help="every search's hyper_optimizer__interval",
     )
     parser.add_argument("--datasets", nargs="+", default=None)
     parser.add_argument("--threads", type=int, default=2)
@@ -237,9 +240,9 @@ def main():
     rows = []
     for name in args.datasets or STUDIES[study][4]:
         for seed in range(args.first_seed, args.first_seed + args.seeds):
-            rows.extend(run(name, seed, study, args.hyper_interval, args.variants))
+            rows.extend(run(name, seed, study, args.interval, args.variants))
     report(rows, values)
-    tag = "" if args.hyper_interval == 1 else f"_interval{args.hyper_interval}"
+    tag = "" if args.interval == 1 else f"_interval{args.interval}"
     seeds = "" if args.first_seed == 3 else f"_seeds{args.first_seed}"
     tag += "_variants" if args.variants else ""
     path = save(study + tag + seeds, {"rows": rows, "values": values})

@@ -54,7 +54,8 @@ from skhypergrad.penalties import (
 
 N_FEATURES = 64
 N_CLASSES = 10
-HYPER_BATCH = 256  # hyper_batch_size of the methods that name none
+# hyper_optimizer__batch_size of the methods that name none
+HYPER_BATCH = 256
 VAL_BATCH = 2 * HYPER_BATCH  # the largest validation batch (2 x the train batch)
 TRAIN_BATCH = 128
 WEIGHT_DECAY = 1e-3  # value every hyperparameter starts from
@@ -68,7 +69,7 @@ NETS = {
     "3M": {"hidden": 992, "n_hidden": 4},  # 3,029,578 weights, 5 layers
 }
 GRANULARITIES = ("scalar", "layer", "parameter")
-# label: (method, max_iter[, hyper_batch_size]); "gn": CG on the Gauss-Newton
+# label: (method, max_iter[, hyper-batch size]); "gn": CG on the Gauss-Newton
 # curvature, the search's solver="gauss-newton".
 METHODS = {
     "identity": ("identity", 0),

@@ -22,9 +22,10 @@ synthetic5000, seeds 3-5, about 20 minutes on two cores) or pick with
 
 ``--remedies`` runs, instead of that grid, what might reduce the effect
 (``REMEDIES``: a 70% validation share through ``ShuffleSplit``, a tenth of the
-hyper-step size, a hyper-step every 4 epochs, a larger ``hyper_batch_size``, a
-narrow range, a smaller net, and the net tuned by ``HypergradClassifier``
-itself, scored without a refit) next to one decay at the same settings, e.g.
+hyper-step size, a hyper-step every 4 epochs, a larger
+``hyper_optimizer__batch_size``, a narrow range, a smaller net, and the net tuned
+by ``HypergradClassifier`` itself, scored without a refit) next to one decay at
+the same settings, e.g.
 ``python benchmarks/bench_overfit.py --remedies --datasets digits300_noise20
 --seeds 5`` (saves ``benchmarks/results/overfit_remedies.json``).
 """
@@ -61,19 +62,19 @@ REMEDIES = {
     "per weight, cv=5": ("per weight", {"cv": 5}, 256, WD_RANGE),
     "scalar, 70% validation": ("scalar", {"cv": 0.7}, 256, WD_RANGE),
     "per weight, 70% validation": ("per weight", {"cv": 0.7}, 256, WD_RANGE),
-    "per weight, hyper_lr=0.05": (
+    "per weight, hyper_optimizer__lr=0.05": (
         "per weight",
         {"cv": 5, "hyper_optimizer__lr": 0.05},
         256,
         WD_RANGE,
     ),
-    "per weight, hyper_interval=4": (
+    "per weight, hyper_optimizer__interval=4": (
         "per weight",
         {"cv": 5, "hyper_optimizer__interval": 4},
         256,
         WD_RANGE,
     ),
-    "per weight, hyper_batch_size=1024": (
+    "per weight, hyper_optimizer__batch_size=1024": (
         "per weight",
         {"cv": 5, "hyper_optimizer__batch_size": 1024},
         256,

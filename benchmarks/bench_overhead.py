@@ -49,8 +49,14 @@ SEARCHES = {
     "global, rescore=False": ({WD: RANGE}, {"rescore": False}),
     "per layer": ({WD: PerLayer(RANGE)}, {}),
     "per weight": ({WD: PerParameter(RANGE)}, {}),
-    "global, hyper_interval=2": ({WD: RANGE}, {"hyper_optimizer__interval": 2}),
-    "global, hyper_interval=4": ({WD: RANGE}, {"hyper_optimizer__interval": 4}),
+    "global, hyper_optimizer__interval=2": (
+        {WD: RANGE},
+        {"hyper_optimizer__interval": 2},
+    ),
+    "global, hyper_optimizer__interval=4": (
+        {WD: RANGE},
+        {"hyper_optimizer__interval": 4},
+    ),
 }
 
 

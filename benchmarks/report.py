@@ -1,28 +1,34 @@
-"""Tables of docs/benchmarks.md, written from the saved results.
+"""Tables of docs/benchmarks.md and README.md, written from the saved results.
 
-Run: ``python benchmarks/report.py [name ...]`` prints the tables of each
-section named (all by default). On the page, a table written here sits between
+Run: ``python benchmarks/report.py [name ...]`` prints the tables named (all by
+default); ``python benchmarks/report.py --write`` rewrites every table in place
+on both pages. On a page, a table written here sits between
 ``<!-- report: <name> -->`` and ``<!-- /report -->``;
-``tests/test_benchmarks_report.py`` fails when the page and the results differ.
+``tests/test_benchmarks_report.py`` fails when a page and the results differ.
+
+Every figure is read from a file under ``benchmarks/results/``; nothing here is
+typed in. Scores are mean ± standard error over seeds unless a table says
+otherwise; time ratios are medians over seeds.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 import statistics
 import sys
 from pathlib import Path
 
+ROOT = Path(__file__).parents[1]
 RESULTS = Path(__file__).parent / "results"
+PAGES = (ROOT / "docs" / "benchmarks.md", ROOT / "README.md")
 
-_SEARCHES = (
-    "untuned",
-    "plain CV training",
-    "GridSearchCV",
-    "HypergradSearchCV",
-    "Hypergrad one training",
-)
+# Markers whose tables another script will fill: the test skips them while no
+# results file ``<prefix>*.json`` exists, and fails once one does and no
+# function below writes the table.
+PENDING = {"scale": "scale", "cnn": "cnn"}
+
 _DATASETS = (
     "digits_noise20",
     "digits300_noise20",
@@ -30,10 +36,21 @@ _DATASETS = (
     "synthetic5000",
     "diabetes",
 )
+_NAMES = {
+    "digits_noise20": "digits, 20% noisy labels",
+    "digits300_noise20": "300 digits, 20% noisy",
+    "breast_cancer": "breast cancer",
+    "synthetic5000": "synthetic, 5000 rows",
+    "diabetes": "diabetes (R²)",
+}
 
 
 def _load(name):
-    return json.loads((RESULTS / f"{name}.json").read_text())["rows"]
+    return json.loads((RESULTS / f"{name}.json").read_text())
+
+
+def _rows(*names):
+    return [row for name in names for row in _load(name)["rows"]]
 
 
 def _score(row):
@@ -41,44 +58,118 @@ def _score(row):
 
 
 def _mean_se(values):
+    values = list(values)
     mean = statistics.fmean(values)
     se = statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else 0
     return mean, se
 
 
-def suite_table(name="search_decisions_seeds9"):
-    """Test score (mean ± standard error over seeds) and median time ratios."""
-    rows = _load(name)
-    lines = [
-        "| search | " + " | ".join(_DATASETS) + " |",
-        "|---" * (len(_DATASETS) + 1) + "|",
-    ]
-    for search in _SEARCHES:
-        cells = []
+def _pm(values, digits=4):
+    mean, se = _mean_se(values)
+    return f"{mean:.{digits}f} ± {se:.{digits}f}"
+
+
+def _signed(values):
+    mean, se = _mean_se(values)
+    return f"{mean:+.4f} ± {se:.4f}".replace("-", "−")
+
+
+def _table(header, lines):
+    head = "| " + " | ".join(header) + " |"
+    rule = "|---" * len(header) + "|"
+    body = ["| " + " | ".join(str(cell) for cell in line) + " |" for line in lines]
+    return "\n".join([head, rule, *body])
+
+
+def _seeds(rows):
+    seeds = sorted({r["seed"] for r in rows})
+    return f"{seeds[0]}–{seeds[-1]}"
+
+
+# The suite: bench_search.py ------------------------------------------------
+
+
+def _suite(name, searches):
+    rows = _load(name)["rows"]
+    lines = []
+    for search in searches:
+        cells = [search]
         for dataset in _DATASETS:
             mine = [
                 r for r in rows if r["dataset"] == dataset and r["search"] == search
             ]
-            mean, se = _mean_se([_score(r) for r in mine])
             grid = statistics.median(r["time_ratio_vs_grid"] for r in mine)
             plain = statistics.median(r["time_ratio_vs_plain"] for r in mine)
-            cells.append(f"{mean:.4f} ± {se:.4f} ({grid:.2f}, {plain:.2f})")
-        lines.append(f"| {search} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+            cells.append(f"{_pm(map(_score, mine))} ({grid:.2f}, {plain:.2f})")
+        lines.append(cells)
+    return _table(["search", *_DATASETS], lines)
+
+
+def suite_table(name="search_decisions_seeds9"):
+    """Today's suite: test score and median time ratios (grid, plain)."""
+    return _suite(
+        name,
+        (
+            "untuned",
+            "plain CV training",
+            "GridSearchCV",
+            "HypergradSearchCV",
+            "Hypergrad one training",
+        ),
+    )
+
+
+def peers_table(name="search_defaults_seeds6"):
+    """The suite with every peer (seeds 6-8)."""
+    return _suite(
+        name,
+        (
+            "untuned",
+            "plain CV training",
+            "GridSearchCV",
+            "RandomizedSearchCV",
+            "HalvingRandomSearchCV (epochs)",
+            "OptunaSearchCV (TPE)",
+            "HypergradSearchCV",
+            "Hypergrad one training",
+        ),
+    )
+
+
+def readme_table(name="search_decisions_seeds9"):
+    """README's figures: mean test score, median time over grid and plain."""
+    rows = _load(name)["rows"]
+    lines = []
+    for dataset in _DATASETS:
+        by = {}
+        for r in rows:
+            if r["dataset"] == dataset:
+                by.setdefault(r["search"], []).append(r)
+        mean = {k: statistics.fmean(map(_score, v)) for k, v in by.items()}
+        mine = by["HypergradSearchCV"]
+        grid = statistics.median(r["time_ratio_vs_grid"] for r in mine)
+        plain = statistics.median(r["time_ratio_vs_plain"] for r in mine)
+        lines.append(
+            [
+                _NAMES[dataset],
+                f"{mean['untuned']:.3f}",
+                f"{mean['GridSearchCV']:.3f}",
+                f"{mean['HypergradSearchCV']:.3f}",
+                f"{grid:.2f}×",
+                f"{plain:.1f}×",
+            ]
+        )
+    header = ["dataset", "untuned", "GridSearchCV", "HypergradSearchCV"]
+    return _table([*header, "time / grid", "time / plain training"], lines)
 
 
 def paired_table(name="search_decisions_seeds9"):
     """Per seed: the search's test score minus the untuned net's, and the
     values it reported."""
-    rows = _load(name)
-    lines = [
-        "| dataset | seed | untuned | HypergradSearchCV | difference | "
-        "reported decay | reported dropout | grid's decay |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
+    rows = _load(name)["rows"]
+    lines = []
     for dataset in _DATASETS:
-        seeds = sorted({r["seed"] for r in rows if r["dataset"] == dataset})
-        for seed in seeds:
+        for seed in sorted({r["seed"] for r in rows if r["dataset"] == dataset}):
             by = {
                 r["search"]: r
                 for r in rows
@@ -86,23 +177,32 @@ def paired_table(name="search_decisions_seeds9"):
             }
             search, untuned = by["HypergradSearchCV"], by["untuned"]
             params = search["best_params"]
-            decay = params.get("net__optimizer__weight_decay", math.nan)
-            dropout = params.get("net__module__dropout", math.nan)
             grid = by["GridSearchCV"]["best_params"]
             lines.append(
-                f"| {dataset} | {seed} | {_score(untuned):.4f} | "
-                f"{_score(search):.4f} | {_score(search) - _score(untuned):+.4f} | "
-                f"{decay:.2g} | {dropout:.2f} | "
-                f"{grid.get('net__optimizer__weight_decay', math.nan):.2g} |"
+                [
+                    dataset,
+                    seed,
+                    f"{_score(untuned):.4f}",
+                    f"{_score(search):.4f}",
+                    f"{_score(search) - _score(untuned):+.4f}",
+                    f"{params.get('net__optimizer__weight_decay', math.nan):.2g}",
+                    f"{params.get('net__module__dropout', math.nan):.2f}",
+                    f"{grid.get('net__optimizer__weight_decay', math.nan):.2g}",
+                ]
             )
-    return "\n".join(lines)
+    header = ["dataset", "seed", "untuned", "HypergradSearchCV", "difference"]
+    return _table(
+        [*header, "reported decay", "reported dropout", "grid's decay"], lines
+    )
+
+
+# Never worse: bench_never_worse.py, bench_single_fit.py --------------------
 
 
 def never_worse_table(name="never_worse_seeds0"):
     """The two cases over seeds (benchmarks/bench_never_worse.py)."""
-    rows = _load(name)
-    lines = ["| case | seed | what | figure | seconds | reported |", "|---" * 6 + "|"]
-    for r in rows:
+    lines = []
+    for r in _load(name)["rows"]:
         figure = (
             f"test accuracy {r['test']:.3f}"
             if "test" in r
@@ -110,21 +210,525 @@ def never_worse_table(name="never_worse_seeds0"):
             f"{r['rejected']:.0%} of steps rejected"
         )
         lines.append(
-            f"| {r['case']} | {r['seed']} | {r['what']} | {figure} | "
-            f"{r['seconds']:.1f} | {r.get('reported', '')} |"
+            [
+                r["case"],
+                r["seed"],
+                r["what"],
+                figure,
+                f"{r['seconds']:.1f}",
+                r.get("reported", ""),
+            ]
         )
-    return "\n".join(lines)
+    return _table(["case", "seed", "what", "figure", "seconds", "reported"], lines)
+
+
+def single_fit_table(name="single_fit_seeds3"):
+    """HypergradClassifier / Regressor against the untuned net on all rows."""
+    rows = _load(name)["rows"]
+    fits = (
+        "untuned, all rows",
+        "single fit",
+        "single fit, finished on all rows",
+        "single fit, 5% held out",
+    )
+    lines = []
+    for dataset in _DATASETS:
+        by = {
+            f: [r for r in rows if r["dataset"] == dataset and r["fit"] == f]
+            for f in fits
+        }
+        time = statistics.median(r["seconds"] for r in by["single fit"])
+        time /= statistics.median(r["seconds"] for r in by["untuned, all rows"])
+        scores = [_pm(r["score"] for r in by[f]) for f in fits]
+        lines.append([dataset, *scores[:2], f"{time:.2f}", *scores[2:]])
+    return _table(
+        ["dataset", *fits[:2], "× untuned time", "finished on all rows", "5% held out"],
+        lines,
+    )
+
+
+# What the score means: bench_score_gap.py ----------------------------------
+
+
+def score_gap_table(name="score_gap"):
+    """``best_score_`` against ``cross_val_score`` of ``best_params_``."""
+    lines = [
+        [
+            r["dataset"],
+            r["seed"],
+            f"{r['best_score']:.3f}",
+            f"{r['constants_cv']:.3f} ± {r['constants_cv_std']:.3f}",
+            f"{r['gap']:+.3f}",
+            f"{r['test_score']:.3f}",
+            f"{r['weight_decay']:.2g}",
+            f"{r['dropout']:.2f}",
+            "tuned" if r["tuned_values_kept"] else "start",
+        ]
+        for r in sorted(_load(name)["rows"], key=lambda r: r["seed"])
+    ]
+    gaps = sorted(abs(r["gap"]) for r in _load(name)["rows"])
+    header = ["dataset", "seed", "best_score_", "cross_val_score (± seed std)"]
+    return (
+        _table([*header, "gap", "test", "decay", "dropout", "reported"], lines)
+        + f"\n\nLargest |gap| {gaps[-1]:.3f}, median {statistics.median(gaps):.3f}"
+        f" over {len(gaps)} runs."
+    )
+
+
+# Overhead: bench_overhead.py, bench_hyperstep.py ---------------------------
+
+
+def overhead_table(name="overhead"):
+    """Median seconds per net and search, and the ratio to plain training."""
+    rows = _load(name)["rows"]
+    lines = []
+    for net in ("10k", "100k", "1M"):
+        mine = [r for r in rows if r["net"] == net]
+        searches = list(dict.fromkeys(r["search"] for r in mine))
+        median = {
+            s: statistics.median(r["seconds"] for r in mine if r["search"] == s)
+            for s in searches
+        }
+        for s in searches:
+            steps = [
+                r["hypersteps"] for r in mine if r["search"] == s and "hypersteps" in r
+            ]
+            lines.append(
+                [
+                    net,
+                    s,
+                    f"{median[s]:.2f}",
+                    f"{median[s] / median['plain']:.2f}×",
+                    steps[0] if steps else "",
+                ]
+            )
+    return _table(["net", "search", "median s", "vs plain", "hyper-steps"], lines)
+
+
+def hyperstep_table(name="hyperstep"):
+    """One hyper-step of one split against one plain epoch, and per weight."""
+    data = _load(name)
+    hyper = {(r["net"], r["granularity"], r["method"]): r for r in data["hyper"]}
+    lines = []
+    for net in data["args"]["nets"]:
+        for method in ("cg-10", "gn-5 b128", "gn-10 b256", "gn-20 b128"):
+            scalar = hyper[net, "scalar", method]
+            weight = hyper[net, "parameter", method]
+            lines.append(
+                [
+                    net,
+                    f"{data['plain'][net]['n_weights']:,}",
+                    method,
+                    f"{scalar['seconds']:.4f}",
+                    f"{scalar['vs_epoch']:.0%}",
+                    f"{weight['vs_global']:.2f}×",
+                    f"{weight['rss_vs_plain']:.2f}×",
+                ]
+            )
+    header = ["net", "weights", "method", "step s", "vs plain epoch"]
+    return _table(
+        [*header, "per weight vs scalar", "per weight peak RSS vs plain"], lines
+    )
+
+
+# Dropout: bench_dropout.py ------------------------------------------------
+
+
+def dropout_table(names=("dropout_variants_seeds0", "dropout_variants_seeds6")):
+    """Dropout alone against a 7-rate grid, per 6-seed set and over all."""
+    sets = [_load(n)["rows"] for n in names]
+    everything = [r for rows in sets for r in rows]
+    lines = []
+    for dataset in ("digits300_noise20", "digits_noise20"):
+        for search in dict.fromkeys(r["search"] for r in everything):
+            cells = [dataset, search.replace("HypergradSearchCV, ", "")]
+            for rows in [*sets, everything]:
+                mine = [
+                    r["test_accuracy"]
+                    for r in rows
+                    if r["dataset"] == dataset and r["search"] == search
+                ]
+                cells.append(_pm(mine) if len(mine) == len(_seed_set(rows)) else "")
+            seconds = [
+                r["seconds"]
+                for r in everything
+                if r["dataset"] == dataset and r["search"] == search
+            ]
+            lines.append([*cells, f"{statistics.median(seconds):.1f}"])
+    labels = [f"seeds {_seeds(rows)}" for rows in sets]
+    return _table(["dataset", "search", *labels, "all", "median s"], lines)
+
+
+def dropout_solvers_table(name="dropout"):
+    """Dropout alone: the rate each solver reaches (seeds 3-5, no rescoring)."""
+    rows = _load(name)["rows"]
+    lines = []
+    for dataset in ("digits300_noise20", "digits_noise20"):
+        for search in dict.fromkeys(r["search"] for r in rows):
+            mine = [r for r in rows if (r["dataset"], r["search"]) == (dataset, search)]
+            lines.append(
+                [
+                    dataset,
+                    search.replace("HypergradSearchCV, ", ""),
+                    _pm((r["value"] for r in mine), 2),
+                    _pm(r["test_accuracy"] for r in mine),
+                ]
+            )
+    return _table(["dataset", "search", "rate", "test accuracy"], lines)
+
+
+def _seed_set(rows):
+    return {r["seed"] for r in rows}
+
+
+# Racing: bench_halving.py -------------------------------------------------
+
+
+def halving_table(names=("halving_seeds3", "halving_seeds6")):
+    """Nine widths raced against the nine trained in full, paired per seed."""
+    full, raced = (
+        "nine in full (HypergradSearchCV)",
+        "nine raced (HalvingHypergradSearchCV)",
+    )
+    lines = []
+    for name in names:
+        rows = _load(name)["rows"]
+        for dataset in dict.fromkeys(r["dataset"] for r in rows):
+            by = {}
+            for r in rows:
+                if r["dataset"] == dataset:
+                    by.setdefault(r["seed"], {})[r["search"]] = r
+            seeds = sorted(by)
+            a = [by[s][full]["score"] for s in seeds]
+            b = [by[s][raced]["score"] for s in seeds]
+            time = statistics.median(
+                by[s][raced]["seconds"] / by[s][full]["seconds"] for s in seeds
+            )
+            same = sum(by[s][raced]["width"] == by[s][full]["width"] for s in seeds)
+            lines.append(
+                [
+                    dataset,
+                    _seeds(rows),
+                    _pm(a),
+                    _pm(b),
+                    _signed([y - x for x, y in zip(a, b, strict=True)]),
+                    f"{time:.2f}",
+                    f"{same} of {len(seeds)}",
+                ]
+            )
+    header = ["dataset", "seeds", "in full", "raced", "raced − in full"]
+    return _table([*header, "time, raced / in full", "same width picked"], lines)
+
+
+# Many hyperparameters: bench_overfit.py -----------------------------------
+
+
+def overfit_table(name="overfit"):
+    """CV score / test score per decay granularity and validation share."""
+    data = _load(name)
+    rows = data["rows"]
+    lines = []
+    for dataset in data["args"]["datasets"]:
+        for space in data["args"]["spaces"]:
+            cells = [dataset, space]
+            for cv in data["args"]["cvs"]:
+                mine = [
+                    r
+                    for r in rows
+                    if (r["dataset"], r["space"], r["cv"]) == (dataset, space, cv)
+                ]
+                cv_score = statistics.fmean(r["cv_score"] for r in mine)
+                cells.append(f"{cv_score:.4f} / {_pm(r['test_score'] for r in mine)}")
+            lines.append(cells)
+    shares = [f"cv={cv}: CV / test" for cv in data["args"]["cvs"]]
+    return _table(["data", "decay", *shares], lines)
+
+
+def overfit_remedies_table(name="overfit_remedies"):
+    """Per-weight decay under settings that might reduce its overfitting."""
+    rows = _load(name)["rows"]
+    lines = []
+    for remedy in dict.fromkeys(r["remedy"] for r in rows):
+        mine = [r for r in rows if r["remedy"] == remedy]
+        lines.append(
+            [
+                remedy,
+                mine[0]["validation_rows"],
+                _pm(r["cv_score"] for r in mine),
+                _pm(r["test_score"] for r in mine),
+            ]
+        )
+    return _table(["setting", "validation rows", "CV score", "test score"], lines)
+
+
+# Distillation, learning rates, per-example weights, clusters --------------
+
+
+def distill_table(name="distill"):
+    """Fresh nets trained on k rows per class, two trainings."""
+    data = _load(name)
+    out = []
+    for k, sets in data["results"].items():
+        lines = []
+        for label, result in sets.items():
+            step = result["gd_lr"]
+            step = (
+                f"{statistics.median(step):.2f} (learned)"
+                if isinstance(step, list)
+                else f"{step:g}"
+            )
+            lines.append(
+                [
+                    label,
+                    _pm(result["gd"]),
+                    f"{statistics.median(result['gd']):.4f}",
+                    step,
+                    _pm(result["adam"]),
+                    f"{statistics.median(result['adam']):.4f}",
+                ]
+            )
+        header = ["set", "gd", "gd: median", "gd step", "adam", "adam: median"]
+        out.append(f"k = {k}:\n\n" + _table(header, lines))
+    everything = statistics.fmean(data["all_rows_accuracy"])
+    return (
+        "\n\n".join(out)
+        + f"\n\nA net trained on all the training rows: {everything:.4f}."
+    )
+
+
+def lr_table(name="lr"):
+    """Learning rates tuned by unrolling against a 16-rate grid."""
+    rows = _load(name)["rows"]
+    lines = []
+    for k in sorted({r["unroll_steps"] for r in rows}):
+        mine = sorted(
+            (r for r in rows if r["unroll_steps"] == k), key=lambda r: r["seed"]
+        )
+        lines.append(
+            [
+                k,
+                ", ".join(f"{r['lr_ratio']:.2f}" for r in mine),
+                ", ".join(f"{r['loss_excess']:+.1%}" for r in mine),
+                f"{statistics.median(r['loss_excess'] for r in mine):+.1%}",
+                f"{statistics.median(r['curve_excess'] for r in mine):+.1%}",
+                f"{statistics.median(r['time_ratio'] for r in mine):.2f}",
+            ]
+        )
+    header = [
+        "K",
+        "tuned / grid's best rate, per seed",
+        "loss vs grid's best, per seed",
+    ]
+    return _table(
+        [*header, "median", "on the grid's curve, median", "time / grid"], lines
+    )
+
+
+def lr_train3_table():
+    """The same, every loss the mean of three trainings."""
+    return lr_table("lr_train3")
+
+
+def lr_cost_table(name="lr"):
+    """One hyper-step's time and autograd graph against the unrolled steps."""
+    cost = _load(name)["cost"]
+    lines = [
+        [
+            "weight decay, implicit (default solver)"
+            if r["unroll_steps"] == 0
+            else f"learning rate, K = {r['unroll_steps']}",
+            f"{r['seconds'] * 1000:.1f}",
+            f"{r['saved_bytes'] / 2**20:.1f}",
+        ]
+        for r in cost["rows"]
+    ]
+    return _table(["hyper-step", "ms", "autograd graph MiB"], lines) + (
+        f"\n\nOne training epoch on the same data: "
+        f"{cost['epoch_seconds'] * 1000:.0f} ms."
+    )
+
+
+def noisy_labels_table(name="noisy_labels"):
+    """Per-example weights against a decay grid, the untuned net and an oracle."""
+
+    def cell(pair):
+        return "" if pair is None else f"{pair[0]:.4f} ± {pair[1]:.4f}"
+
+    lines = [
+        [
+            label,
+            cell(s["test_accuracy"]),
+            cell(s["auc"]),
+            cell(s["cv_score"]),
+            f"{s['median_time_s']:.1f}",
+        ]
+        for label, s in _load(name)["summary"].items()
+    ]
+    header = ["approach", "test accuracy", "ROC AUC of the weights", "CV score"]
+    return _table([*header, "median s"], lines)
+
+
+def cluster_table(name="cluster"):
+    """A candidate's splits on two workers against ``n_jobs=1``."""
+    lines = [
+        [r["run"], f"{r['median_s']:.2f}", f"{r['ratio']:.2f}"]
+        for r in _load(name)["rows"]
+    ]
+    return _table(["run", "median s", "× n_jobs=1"], lines)
+
+
+# Defaults: bench_defaults.py ----------------------------------------------
+
+_SWEEP = ("digits_noise20", "digits300_noise20", "synthetic5000", "diabetes")
+
+
+def _sweep(configs, name="defaults"):
+    rows = _load(name)["rows"]
+    lines = []
+    for config in configs:
+        cells = [config]
+        for dataset in _SWEEP:
+            mine = [
+                r["score"]
+                for r in rows
+                if (r["config"], r["dataset"]) == (config, dataset)
+            ]
+            cells.append(_pm(mine))
+        lines.append(cells)
+    return _table(["setting", *_SWEEP], lines)
+
+
+def defaults_optimiser_table():
+    """The outer optimiser's sweep on seeds 0-2."""
+    return _sweep(
+        (
+            "lr0.2 (old default)",
+            "lr0.5",
+            "lr1.0",
+            "lr0.5 cosine",
+            "lr1.0 cosine",
+            "lr0.5 cosine b(0,.9)",
+            "lr1.0 cosine b(0,.9)",
+            "lr0.5 cosine b(.5,.9)",
+            "lr0.5 warmup1",
+            "lr0.5 avg-last-step",
+        )
+    )
+
+
+def defaults_solver_table():
+    """The Gauss-Newton solver's size on seeds 0-2."""
+    return _sweep(
+        (
+            "gn10 b256 (default)",
+            "gn5 b256",
+            "gn5 b128",
+            "gn3 b128",
+            "gn5 b128 warm",
+            "gn5 b128 interval2 lr1.0",
+            "gn10 b128 interval2 lr1.0",
+        )
+    )
+
+
+# The hypergradient's accuracy: bench_accuracy.py --------------------------
+
+# (the problem's name in the file starts with, shown as, method, terms, damping)
+_ACCURACY = (
+    ("ridge, per-feature", "ridge, 20 per-feature λ", "cg", "5", 0.0),
+    ("ridge, per-feature", "ridge, 20 per-feature λ", "cg", "10", 0.0),
+    ("ridge, per-feature", "ridge, 20 per-feature λ", "neumann", "20", 0.0),
+    ("ridge, ill-conditioned", "ridge, ill-conditioned", "cg", "20", 0.0),
+    ("ridge, ill-conditioned", "ridge, ill-conditioned", "cg", "50", 0.0),
+    ("ridge, ill-conditioned", "ridge, ill-conditioned", "neumann", "50", 0.0),
+    ("MLP", "MLP, per-layer λ", "identity", "0", 0.0),
+    ("MLP", "MLP, per-layer λ", "neumann", "50", 0.0),
+    ("MLP", "MLP, per-layer λ", "cg", "10", 0.0),
+    ("MLP", "MLP, per-layer λ", "cg", "10", 0.001),
+    ("MLP", "MLP, per-layer λ", "cg", "50", 0.0),
+)
+
+
+def accuracy_table(name="accuracy"):
+    """Relative error and cosine to the exact hypergradient (median of seeds)."""
+    problems = _load(name)["problems"]
+    lines = []
+    for prefix, shown, method, terms, damping in _ACCURACY:
+        problem = next(p for p in problems if p.startswith(prefix))
+        mine = [
+            r
+            for r in problems[problem]["rows"]
+            if (r["method"], str(r["terms"]), r["damping"]) == (method, terms, damping)
+        ]
+        lines.append(
+            [
+                shown,
+                method if method == "identity" else f"{method}, {terms}",
+                f"{damping:g}",
+                f"{statistics.median(r['rel_error'] for r in mine):.1e}",
+                f"{statistics.median(r['cosine'] for r in mine):.5f}",
+            ]
+        )
+    header = ["problem", "method, terms", "damping", "relative error", "cosine"]
+    return _table(header, lines)
 
 
 TABLES = {
+    "readme-figures": readme_table,
     "decisions-suite": suite_table,
     "decisions-paired": paired_table,
+    "peers": peers_table,
+    "overhead": overhead_table,
+    "hyperstep": hyperstep_table,
+    "score-gap": score_gap_table,
     "never-worse": never_worse_table,
+    "single-fit": single_fit_table,
+    "dropout": dropout_table,
+    "dropout-solvers": dropout_solvers_table,
+    "halving": halving_table,
+    "overfit": overfit_table,
+    "overfit-remedies": overfit_remedies_table,
+    "distill": distill_table,
+    "lr": lr_table,
+    "lr-train3": lr_train3_table,
+    "lr-cost": lr_cost_table,
+    "noisy-labels": noisy_labels_table,
+    "cluster": cluster_table,
+    "defaults-optimiser": defaults_optimiser_table,
+    "defaults-solver": defaults_solver_table,
+    "accuracy": accuracy_table,
 }
 
+MARKER = re.compile(r"(<!-- report: ([\w-]+) -->\n)(.*?)(<!-- /report -->)", re.S)
 
-def main(names):
-    for name in names or TABLES:
+
+def markers(text):
+    """``{name: table text}`` of every marker on a page."""
+    return {m.group(2): m.group(3).strip() for m in MARKER.finditer(text)}
+
+
+def rewrite(text):
+    """The page with every table that has a function written afresh."""
+
+    def fill(match):
+        name = match.group(2)
+        if name not in TABLES:
+            return match.group(0)
+        return f"{match.group(1)}{TABLES[name]().strip()}\n{match.group(4)}"
+
+    return MARKER.sub(fill, text)
+
+
+def main(argv):
+    if argv == ["--write"]:
+        for page in PAGES:
+            text = page.read_text()
+            new = rewrite(text)
+            if new != text:
+                page.write_text(new)
+                print(f"rewrote {page.relative_to(ROOT)}")
+        return
+    for name in argv or TABLES:
         print(f"<!-- report: {name} -->\n{TABLES[name]()}\n<!-- /report -->\n")
 
 
