@@ -9,6 +9,7 @@ benchmarks call the same function.
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
@@ -51,6 +52,31 @@ def sample_batch(X, y, size, generator, return_index=False):
     Xb = torch.as_tensor(np.asarray(_safe_indexing(X, index)))
     yb = None if y is None else torch.as_tensor(np.asarray(y[index]))
     return (Xb, yb, index) if return_index else (Xb, yb)
+
+
+@contextlib.contextmanager
+def kept_modes(module):
+    """Give every submodule of ``module`` its train/eval mode back on exit.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        Its submodules' ``training`` flags are read on entry and set back on
+        exit, one by one.
+
+    Notes
+    -----
+    ``module.train()`` after a forward pass in eval mode is not the same: it
+    puts a layer that the user holds in eval mode (a frozen BatchNorm, whose
+    module overrides ``train``) or that skorch left in eval mode (after its
+    validation pass) in train mode.
+    """
+    modes = [(m, m.training) for m in module.modules()]
+    try:
+        yield module
+    finally:
+        for submodule, mode in modes:
+            submodule.training = mode
 
 
 def module_hypergradient(
@@ -108,9 +134,12 @@ def module_hypergradient(
     validation loss through ``len(unroll_batches)`` optimiser steps from the
     current weights (:func:`unrolled_part`); both in one call. The training
     loss is evaluated in train mode (relaxed dropout active), the
-    validation loss in eval mode. Buffers (BatchNorm statistics) are restored
-    afterwards, the module is back in train mode and the bindings hold the
-    detached current values again.
+    validation loss in eval mode, both through ``module.train(mode)`` as
+    skorch's training and validation steps set it (so a module that keeps a
+    frozen layer in eval mode by overriding ``train`` keeps it there).
+    Buffers (BatchNorm statistics) are restored afterwards, every submodule
+    is back in the mode it was in before the call (:func:`kept_modes`) and
+    the bindings hold the detached current values again.
     """
     params = trainable_parameters(module)
     X_in, y_in = train_batch
@@ -140,37 +169,39 @@ def module_hypergradient(
         module.eval()
         return loss(forward(X_out), y_out, X_out, False)
 
-    try:
-        result, info = [torch.zeros_like(r) for r in raw], None
-        if implicit:
-            grads, info = hypergradient(
-                inner_loss,
-                outer_loss,
-                params,
-                [raw[i] for i in implicit],
-                solver=solver,
-                x0=x0,
-                return_info=True,
-            )
-            for i, g in zip(implicit, grads):
-                result[i] = g
-        if unrolled:
-            parts = (module, forward, loss, bindings, raw, to_values)
-            grads, unroll = unrolled_part(
-                parts, unrolled, optimizer, unroll_batches, valid_batch
-            )
-            for i, g in zip(unrolled, grads):
-                result[i] = g
-            if info is None:
-                solve = SolveInfo("unrolled", unroll.n_steps, 0.0, True)
-                info = HypergradInfo(solve, None, unroll.outer_loss, math.nan, x0 or [])
-        return result, info
-    finally:
-        module.load_state_dict(buffers, strict=False)
-        module.train()
-        with torch.no_grad():
-            for binding, value in zip(bindings, to_values(raw)):
-                binding.apply(value.detach())
+    with kept_modes(module):
+        try:
+            result, info = [torch.zeros_like(r) for r in raw], None
+            if implicit:
+                grads, info = hypergradient(
+                    inner_loss,
+                    outer_loss,
+                    params,
+                    [raw[i] for i in implicit],
+                    solver=solver,
+                    x0=x0,
+                    return_info=True,
+                )
+                for i, g in zip(implicit, grads):
+                    result[i] = g
+            if unrolled:
+                parts = (module, forward, loss, bindings, raw, to_values)
+                grads, unroll = unrolled_part(
+                    parts, unrolled, optimizer, unroll_batches, valid_batch
+                )
+                for i, g in zip(unrolled, grads):
+                    result[i] = g
+                if info is None:
+                    solve = SolveInfo("unrolled", unroll.n_steps, 0.0, True)
+                    info = HypergradInfo(
+                        solve, None, unroll.outer_loss, math.nan, x0 or []
+                    )
+            return result, info
+        finally:
+            module.load_state_dict(buffers, strict=False)
+            with torch.no_grad():
+                for binding, value in zip(bindings, to_values(raw)):
+                    binding.apply(value.detach())
 
 
 def unrolled_part(parts, unrolled, optimizer, batches, valid_batch):
@@ -331,6 +362,7 @@ def net_hypergradient(
 
 
 __all__ = [
+    "kept_modes",
     "module_hypergradient",
     "net_hypergradient",
     "sample_batch",

@@ -14,6 +14,7 @@ from skorch import NeuralNet, NeuralNetClassifier, NeuralNetRegressor
 from torch import nn
 from torch.distributions import RelaxedBernoulli
 
+from .bilevel import kept_modes
 from .exceptions import (
     InvalidHyperparameterError,
     InvalidInputError,
@@ -24,6 +25,10 @@ from .exceptions import (
 # binary, large enough that the rate keeps a usable gradient (Gal et al., 2017).
 RELAXATION_TEMPERATURE = 0.1
 _EPS = 1e-6
+# Dropout layers that drop whole channels, and those that are not inverted
+# dropout at all (SELU networks' alpha dropout).
+_CHANNELWISE = (nn.Dropout1d, nn.Dropout2d, nn.Dropout3d)
+_ALPHA = (nn.AlphaDropout, nn.FeatureAlphaDropout)
 
 
 class RelaxedDropout(nn.Module):
@@ -35,6 +40,10 @@ class RelaxedDropout(nn.Module):
         Drop probability; may be a tensor that requires grad.
     temperature : float, default=0.1
         Temperature of the relaxation; masks approach Bernoulli as it shrinks.
+    channelwise : bool, default=False
+        Drop whole channels, as :class:`torch.nn.Dropout1d`, ``Dropout2d`` and
+        ``Dropout3d`` do: one mask value per sample and channel (the first two
+        dimensions of a batched input), shared over the remaining ones.
 
     Notes
     -----
@@ -44,10 +53,11 @@ class RelaxedDropout(nn.Module):
     identity, like :class:`torch.nn.Dropout`.
     """
 
-    def __init__(self, rate=0.5, temperature=RELAXATION_TEMPERATURE):
+    def __init__(self, rate=0.5, temperature=RELAXATION_TEMPERATURE, channelwise=False):
         super().__init__()
         self.rate = rate
         self.temperature = temperature
+        self.channelwise = channelwise
 
     def forward(self, x):  # noqa: D102
         if not self.training:
@@ -56,11 +66,20 @@ class RelaxedDropout(nn.Module):
         p = p.clamp(_EPS, 1 - _EPS)
         temperature = torch.as_tensor(self.temperature, dtype=x.dtype, device=x.device)
         # rsample: sigmoid((logit(p) + logit(u)) / t), differentiable in p.
-        drop = RelaxedBernoulli(temperature, probs=p).rsample(x.shape)
+        drop = RelaxedBernoulli(temperature, probs=p).rsample(self._mask_shape(x))
         return x * (1 - drop) / (1 - p)
 
+    def _mask_shape(self, x) -> torch.Size:
+        # Channel dropout: (N, C, 1, ...) for a batched input, (C, 1, ...) for
+        # torch's unbatched (C, L) form of Dropout1d.
+        if not self.channelwise or x.ndim < 2:
+            return x.shape
+        kept = 2 if x.ndim >= 3 else 1
+        return x.shape[:kept] + (1,) * (x.ndim - kept)
+
     def extra_repr(self) -> str:  # noqa: D102
-        return f"temperature={self.temperature}"
+        extra = ", channelwise=True" if self.channelwise else ""
+        return f"temperature={self.temperature}{extra}"
 
 
 def split_estimator(estimator):
@@ -160,6 +179,16 @@ def find_dropout_layers(net, local_name: str, full_name: str) -> list[str]:
         ]
         found.append({n for n, layer in layers if abs(float(layer.p) - probe) < 1e-12})
     paths = sorted(found[0] & found[1])
+    alpha = [n for n, layer in layers if n in paths and isinstance(layer, _ALPHA)]
+    if alpha:
+        raise InvalidHyperparameterError(
+            f"Cannot tune {full_name!r} as a dropout rate: it sets the alpha dropout "
+            f"layers {alpha} (torch.nn.AlphaDropout / FeatureAlphaDropout), whose "
+            "dropped units take SELU's negative saturation value and whose output is "
+            "rescaled affinely; the relaxation tuned here is inverted dropout and "
+            "would train another network. Search the rate as a list (GridSearchCV's "
+            "way) or wrap the range in skhypergrad.Sampled(...)."
+        )
     if not paths:
         seen = (
             f"its torch.nn.Dropout layers {[n for n, _ in layers]} keep their rate "
@@ -196,6 +225,10 @@ def _no_dropout_error(name, reason):
 def relax_dropout(module: nn.Module, paths, rate) -> list[RelaxedDropout]:
     """Replace the dropout layers at ``paths`` by :class:`RelaxedDropout`, in place.
 
+    A channel dropout layer (``nn.Dropout1d``, ``Dropout2d``, ``Dropout3d``)
+    becomes a ``channelwise`` relaxed one, so that tuning trains the network
+    that the refit's layer trains.
+
     Parameters
     ----------
     module : torch.nn.Module
@@ -213,7 +246,8 @@ def relax_dropout(module: nn.Module, paths, rate) -> list[RelaxedDropout]:
     for path in paths:
         parent_path, _, child = path.rpartition(".")
         parent = module.get_submodule(parent_path) if parent_path else module
-        layer = RelaxedDropout(rate)
+        channelwise = isinstance(module.get_submodule(path), _CHANNELWISE)
+        layer = RelaxedDropout(rate, channelwise=channelwise)
         setattr(parent, child, layer)
         layers.append(layer)
     return layers
@@ -278,9 +312,9 @@ def check_skorch_traps(net, X, y) -> None:
 
 def _check_output_width(net, X, y) -> None:
     """Refuse a target that does not fit the module's output (silently wrong)."""
-    net.module_.eval()
-    out = net.infer(torch.as_tensor(np.asarray(X[: min(len(X), 2)])))
-    net.module_.train()
+    with kept_modes(net.module_):
+        net.module_.eval()
+        out = net.infer(torch.as_tensor(np.asarray(X[: min(len(X), 2)])))
     if not isinstance(out, torch.Tensor) or out.ndim != 2:
         return
     width = out.shape[1]
@@ -304,9 +338,9 @@ def _check_output_width(net, X, y) -> None:
 
 def _check_probabilities(net, X) -> None:
     sample = X[: min(len(X), 64)]
-    net.module_.eval()
-    out = net.infer(torch.as_tensor(np.asarray(sample)))
-    net.module_.train()
+    with kept_modes(net.module_):
+        net.module_.eval()
+        out = net.infer(torch.as_tensor(np.asarray(sample)))
     if not isinstance(out, torch.Tensor) or out.ndim != 2:
         return
     sums = out.sum(1)

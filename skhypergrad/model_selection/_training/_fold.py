@@ -19,6 +19,7 @@ from skorch.dataset import Dataset
 from skorch.helper import predefined_split
 
 from ..._compat import _check_method_params, _num_samples, _safe_indexing, _score
+from ...bilevel import kept_modes
 from ...callbacks import SearchCallback
 from ...exceptions import InvalidInputError
 from ...net import check_skorch_traps
@@ -226,11 +227,10 @@ def _materialize_lazy(net, X):
     """
     lazy = torch.nn.parameter.UninitializedParameter
     if any(isinstance(p, lazy) for p in net.module_.parameters()):
-        net.module_.eval()
-        net.infer(
-            torch.as_tensor(np.asarray(_safe_indexing(X, np.arange(min(2, len(X))))))
-        )
-        net.module_.train()
+        with kept_modes(net.module_):
+            net.module_.eval()
+            rows = _safe_indexing(X, np.arange(min(2, len(X))))
+            net.infer(torch.as_tensor(np.asarray(rows)))
 
 
 def _net_input(Xt, settings, pre):
@@ -427,16 +427,16 @@ def _error_scores(settings):
 
 @torch.no_grad()
 def validation_loss(fold) -> float:
-    """The net's criterion on the whole validation part, in eval mode."""
+    """The net's criterion on the whole validation part, in eval mode (every
+    layer's mode is given back after: skorch's, or the user's frozen ones)."""
     net = fold.net
-    net.module_.eval()
     y_val = fold.data["y_val"]
     Xt_val = fold.data["Xt_val"]
-    y_pred = net.infer(torch.as_tensor(np.asarray(Xt_val)))
+    with kept_modes(net.module_):
+        net.module_.eval()
+        y_pred = net.infer(torch.as_tensor(np.asarray(Xt_val)))
     y_true = None if y_val is None else torch.as_tensor(np.asarray(y_val))
-    loss = float(net.get_loss(y_pred, y_true, X=Xt_val, training=False))
-    net.module_.train()
-    return loss
+    return float(net.get_loss(y_pred, y_true, X=Xt_val, training=False))
 
 
 __all__ = [
