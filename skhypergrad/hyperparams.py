@@ -224,9 +224,8 @@ class Tuned:
 
     A range that a family can tune is tuned anyway; ``Tuned(range)`` makes it
     an error when none can (a module argument that sets no ``nn.Dropout``
-    layer, say), instead of a silent outer search. Earlier versions drew
-    dropout ranges in the outer search unless wrapped in ``Tuned``; now they
-    are tuned as given. The inverse of :class:`Sampled`.
+    layer, say), instead of a silent outer search. The inverse of
+    :class:`Sampled`.
 
     Parameters
     ----------

@@ -35,8 +35,10 @@ def test_readme_says_how_to_serve_the_built_pages():
 
 
 def _readme_example():
+    """The python block after ``<!-- example: readme ...-->`` in the README."""
     readme = (Path(__file__).parents[1] / "README.md").read_text()
-    return readme.split("```python\n", 1)[1].split("```", 1)[0]
+    after = readme.split("<!-- example: readme", 1)[1]
+    return after.split("```python\n", 1)[1].split("```", 1)[0]
 
 
 def test_readme_first_example_runs_as_written(capsys, monkeypatch, tmp_path):
