@@ -469,14 +469,15 @@ return_train_score
         ``benchmarks/bench_defaults.py``, at a quarter of the cost); ``"cg"`` (CG on the
         Hessian, truncated at negative curvature), ``"neumann"``,
         ``"identity"`` and ``"exact"`` are the other names. A solver object
-        such as ``skhypergrad.hypergrad.CG(max_iter=40, damping=1e-2,
+        such as ``skhypergrad.CG(max_iter=40, damping=1e-2,
         curvature="gauss-newton")`` sets the options; your own
         ``solver(hvp, rhs) -> (solution, info)`` is used as is.
     hyper_optimizer : torch.optim.Optimizer class or OuterOptimizer, \
 default=torch.optim.Adam
         The outer optimisation of the raw (log / logit) hyperparameters, as
-        one :class:`skhypergrad.hypergrad.OuterOptimizer`: the optimiser and
-        its rate (``lr=0.5``; Adam without momentum by default), the rate's
+        one :class:`~skhypergrad.hypergrad.OuterOptimizer` (import it as
+        ``from skhypergrad import OuterOptimizer``): the optimiser and its
+        rate (``lr=0.5``; Adam without momentum by default), the rate's
         schedule (a ``torch.optim.lr_scheduler`` class; by default cosine down
         to a tenth), the epochs of ``warmup`` ("auto": a third) before the
         first hyper-step and the ``interval`` between them, the hyper-step's
