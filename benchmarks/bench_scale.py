@@ -313,6 +313,9 @@ def main():
     )
     parser.add_argument("--sampled", type=int, default=0, help="sampled lr candidates")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--tag", default="", help="results/scale<tag>.json (e.g. _mlp per problem)"
+    )
     args = parser.parse_args()
     if args.child:
         print(json.dumps(measure(json.loads(args.child))))
@@ -347,7 +350,10 @@ def main():
 
     settings = {"rows": rows_n, "epochs": epochs, "grid_candidates": k, **vars(args)}
     print(
-        save("scale_quick" if quick else "scale", {"settings": settings, "rows": rows})
+        save(
+            f"scale{args.tag}" + ("_quick" if quick else ""),
+            {"settings": settings, "rows": rows},
+        )
     )
 
 
