@@ -395,3 +395,74 @@ def accuracy_table(name="accuracy"):
         )
     header = ["problem", "method, terms", "damping", "relative error", "cosine"]
     return _table(header, lines)
+
+
+# Scale and convolutional nets: bench_scale.py, bench_cnn.py ------------------
+
+
+def scale_table(names=("scale_mlp", "scale_cnn")):
+    """Whole search against plain training and the grid, memory, hyper-step share."""
+    found = [n for n in names if (RESULTS / f"{n}.json").exists()]
+    rows = _rows(*found)
+    lines = []
+    for problem in dict.fromkeys(r["problem"] for r in rows):
+        mine = [r for r in rows if r["problem"] == problem]
+
+        def mean(kind, key, mine=mine):
+            picked = [r[key] for r in mine if r["measurement"] == kind]
+            return statistics.fmean(picked) if picked else math.nan
+
+        plain, grid = mean("plain", "seconds"), mean("grid", "seconds")
+        plain_mb = mean("plain", "peak_above_baseline_mb")
+        for kind in dict.fromkeys(r["measurement"] for r in mine):
+            first = next(r for r in mine if r["measurement"] == kind)
+            seconds = mean(kind, "seconds")
+            above = mean(kind, "peak_above_baseline_mb")
+            share = (
+                mean(kind, "hyper_step_share") if "hyper_step_share" in first else None
+            )
+            lines.append(
+                [
+                    problem,
+                    kind + (" (estimate)" if "estimate" in first else ""),
+                    f"{seconds:.0f}",
+                    f"{seconds / plain:.2f}×",
+                    f"{seconds / grid:.3f}×",
+                    f"{mean(kind, 'test_accuracy'):.3f}",
+                    f"{above:.0f}",
+                    f"{above / plain_mb:.2f}×",
+                    "" if share is None else f"{share:.0%}",
+                ]
+            )
+    header = [
+        "problem",
+        "measurement",
+        "seconds",
+        "/ plain",
+        "/ grid",
+        "test accuracy",
+        "peak MB above baseline",
+        "memory / plain",
+        "hyper-step share",
+    ]
+    return _table(header, lines)
+
+
+def cnn_table(name="cnn"):
+    """Test accuracy (mean ± SE over seeds) and the median time over the grid's."""
+    rows = _load(name)["rows"]
+    grid = {r["seed"]: r["seconds"] for r in rows if r["search"] == "GridSearchCV"}
+    lines = []
+    for search in dict.fromkeys(r["search"] for r in rows):
+        mine = [r for r in rows if r["search"] == search]
+        ratio = statistics.median(r["seconds"] / grid[r["seed"]] for r in mine)
+        lines.append(
+            [
+                search,
+                _pm((r["test_accuracy"] for r in mine), 3),
+                f"{statistics.median(r['seconds'] for r in mine):.0f}",
+                f"{ratio:.2f}×",
+            ]
+        )
+    header = ["method", "test accuracy", "seconds (median)", "time / grid (median)"]
+    return _table(header, lines)

@@ -31,8 +31,8 @@ Peak memory is the fit's own: on Linux the subprocess' high-water mark
 (``VmHWM``, CPU tensors live in resident memory) is reset when the fit starts
 and read when it ends, minus the resident memory at the start (imports and
 the data count for no one); the table gives both. Elsewhere ``ru_maxrss``
-stands in (and includes any earlier peak). The hyper-steps' time is measured inside the search by wrapping the
-search's hyper-step function (``n_jobs=1``), and given as a share of the
+stands in (and includes any earlier peak). The hyper-steps' time is measured
+inside the search by wrapping the search's hyper-step function (``n_jobs=1``), and given as a share of the
 search's wall time. Targets (issue 28): search <= 1.2x plain, <= 0.1x the
 grid, peak memory <= 1.5x plain's.
 
