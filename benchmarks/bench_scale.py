@@ -32,9 +32,9 @@ Peak memory is the fit's own: on Linux the subprocess' high-water mark
 and read when it ends, minus the resident memory at the start (imports and
 the data count for no one); the table gives both. Elsewhere ``ru_maxrss``
 stands in (and includes any earlier peak). The hyper-steps' time is measured
-inside the search by wrapping the search's hyper-step function (``n_jobs=1``), and given as a share of the
-search's wall time. Targets (issue 28): search <= 1.2x plain, <= 0.1x the
-grid, peak memory <= 1.5x plain's.
+inside the search by wrapping the search's hyper-step function (``n_jobs=1``),
+and given as a share of the search's wall time. Targets (issue 28): search
+<= 1.2x plain, <= 0.1x the grid, peak memory <= 1.5x plain's.
 
 Run: ``python benchmarks/bench_scale.py`` (50 000 rows, 10 epochs, 1 seed,
 the grid estimated from 3 candidates) or ``--quick`` (1000 rows, 2 epochs,
