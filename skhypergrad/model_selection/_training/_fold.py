@@ -432,11 +432,13 @@ def validation_loss(fold) -> float:
     net = fold.net
     y_val = fold.data["y_val"]
     Xt_val = fold.data["Xt_val"]
+    y_true = None if y_val is None else torch.as_tensor(np.asarray(y_val))
+    # The loss too in eval mode: callbacks that weigh training losses (the
+    # per-sample weights) read the module's mode.
     with kept_modes(net.module_):
         net.module_.eval()
         y_pred = net.infer(torch.as_tensor(np.asarray(Xt_val)))
-    y_true = None if y_val is None else torch.as_tensor(np.asarray(y_val))
-    return float(net.get_loss(y_pred, y_true, X=Xt_val, training=False))
+        return float(net.get_loss(y_pred, y_true, X=Xt_val, training=False))
 
 
 __all__ = [
