@@ -24,7 +24,6 @@ sys.path.insert(0, str(Path(__file__).parent))  # _tables, beside this script
 
 import _tables  # noqa: E402  (the tables of sections 5-13)
 from _tables import (  # noqa: E402
-    RESULTS,  # noqa: F401  (the test reads report.RESULTS)
     _load,
     _pm,
     _score,
@@ -33,10 +32,6 @@ from _tables import (  # noqa: E402
 
 PAGES = (ROOT / "docs" / "benchmarks.md", ROOT / "README.md")
 
-# Markers whose tables another script will fill: the test skips them while no
-# results file ``<prefix>*.json`` exists, and fails once one does and no
-# function below writes the table.
-PENDING = {}
 
 _DATASETS = (
     "digits_noise20",

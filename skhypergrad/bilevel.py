@@ -55,7 +55,7 @@ def sample_batch(X, y, size, generator, return_index=False):
 
 
 @contextlib.contextmanager
-def kept_modes(module):
+def kept_modes(module, train=None):
     """Give every submodule of ``module`` its train/eval mode back on exit.
 
     Parameters
@@ -63,6 +63,9 @@ def kept_modes(module):
     module : torch.nn.Module
         Its submodules' ``training`` flags are read on entry and set back on
         exit, one by one.
+    train : bool, optional
+        Put the module in this mode on entry (``module.train(train)``, as
+        skorch sets it), e.g. ``False`` for a forward pass in eval mode.
 
     Notes
     -----
@@ -73,6 +76,8 @@ def kept_modes(module):
     """
     modes = [(m, m.training) for m in module.modules()]
     try:
+        if train is not None:
+            module.train(train)
         yield module
     finally:
         for submodule, mode in modes:

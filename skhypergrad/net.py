@@ -312,8 +312,7 @@ def check_skorch_traps(net, X, y) -> None:
 
 def _check_output_width(net, X, y) -> None:
     """Refuse a target that does not fit the module's output (silently wrong)."""
-    with kept_modes(net.module_):
-        net.module_.eval()
+    with kept_modes(net.module_, train=False):
         out = net.infer(torch.as_tensor(np.asarray(X[: min(len(X), 2)])))
     if not isinstance(out, torch.Tensor) or out.ndim != 2:
         return
@@ -338,8 +337,7 @@ def _check_output_width(net, X, y) -> None:
 
 def _check_probabilities(net, X) -> None:
     sample = X[: min(len(X), 64)]
-    with kept_modes(net.module_):
-        net.module_.eval()
+    with kept_modes(net.module_, train=False):
         out = net.infer(torch.as_tensor(np.asarray(sample)))
     if not isinstance(out, torch.Tensor) or out.ndim != 2:
         return

@@ -19,15 +19,7 @@ ON_PAGES = [(page, name) for page, found in PAGES.items() for name in found]
 
 @pytest.mark.parametrize(("page", "name"), ON_PAGES, ids="/".join)
 def test_page_table_matches_its_results_file(page, name):
-    if name not in report.TABLES:
-        # A section another script will fill (report.PENDING): skipped while its
-        # results file does not exist, and failing once it does, until a report
-        # function writes the table.
-        assert name in report.PENDING, f"{page}: no report function for {name!r}"
-        prefix = report.PENDING[name]
-        if not list(report.RESULTS.glob(f"{prefix}*.json")):
-            pytest.skip(f"no results/{prefix}*.json yet")
-        pytest.fail(f"results/{prefix}*.json exists: write report.TABLES[{name!r}]")
+    assert name in report.TABLES, f"{page}: no report function for {name!r}"
     assert PAGES[page][name] == report.TABLES[name]().strip(), (
         f"{page}'s table {name!r} differs from its results file: "
         "run python benchmarks/report.py --write"

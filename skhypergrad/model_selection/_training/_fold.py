@@ -227,8 +227,7 @@ def _materialize_lazy(net, X):
     """
     lazy = torch.nn.parameter.UninitializedParameter
     if any(isinstance(p, lazy) for p in net.module_.parameters()):
-        with kept_modes(net.module_):
-            net.module_.eval()
+        with kept_modes(net.module_, train=False):
             rows = _safe_indexing(X, np.arange(min(2, len(X))))
             net.infer(torch.as_tensor(np.asarray(rows)))
 
@@ -435,8 +434,7 @@ def validation_loss(fold) -> float:
     y_true = None if y_val is None else torch.as_tensor(np.asarray(y_val))
     # The loss too in eval mode: callbacks that weigh training losses (the
     # per-sample weights) read the module's mode.
-    with kept_modes(net.module_):
-        net.module_.eval()
+    with kept_modes(net.module_, train=False):
         y_pred = net.infer(torch.as_tensor(np.asarray(Xt_val)))
         return float(net.get_loss(y_pred, y_true, X=Xt_val, training=False))
 
